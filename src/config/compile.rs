@@ -1,0 +1,560 @@
+//! Raw config → ready domain objects. Records every problem instead of stopping at the first.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method, Uri};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+use super::{Config, ConfigError, Problem, Summary, raw};
+use crate::auth::claims::ClaimPath;
+use crate::auth::jwks::{JwksCache, JwksTiming};
+use crate::auth::keys::{Key, KeyRing};
+use crate::auth::{Authenticator, DEFAULT_MAX_TOKEN_BYTES, Issuer, IssuerSettings, KeySource};
+use crate::policy::{Action, AllowAllPolicy, Permission, PermissionPolicy, YamlPolicy};
+use crate::proxy::upstream::DEFAULT_TIMEOUT;
+use crate::proxy::{ForwardSettings, IdentityHeaders, Upstream};
+use crate::routes::template::{RefTemplate, path_params};
+use crate::routes::{Access, OnConditional, PrefixSpec, RouteTable, Rule, RuleSpec, Unmatched};
+
+/// Collected problems.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem { key: key.into(), message: message.into() });
+    }
+}
+
+pub(super) fn gateway(
+    raw: raw::Gateway,
+    path: &Path,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut problems = Problems::default();
+    let file = path.display().to_string();
+
+    let listen = match raw.server.listen.as_deref().unwrap_or("127.0.0.1:7000").parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            problems.add("server.listen", "expected `host:port` with an IP address, e.g. `127.0.0.1:7000`");
+            SocketAddr::from(([127, 0, 0, 1], 7000))
+        }
+    };
+    if raw.server.worker_threads == Some(0) {
+        problems.add("server.worker_threads", "expected at least 1");
+    }
+    let shutdown_grace = duration(&mut problems, "server.shutdown_grace", raw.server.shutdown_grace.as_deref(), 10);
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| {
+            match text.parse::<ipnet::IpNet>().or_else(|_| text.parse::<std::net::IpAddr>().map(Into::into)) {
+                Ok(net) => Some(net),
+                Err(_) => {
+                    problems.add(
+                        format!("server.trusted_proxies[{i}]"),
+                        format!("expected an IP address or CIDR, got `{text}`"),
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
+
+    let identity = identity_headers(&mut problems, &raw.identity.headers);
+    let (issuers, issuer_lines) = issuers(&mut problems, raw.identity.issuers, base, env);
+    let authenticator =
+        Arc::new(Authenticator::new(issuers, raw.identity.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES)));
+
+    let mut upstream_lines = Vec::new();
+    let mut upstreams: BTreeMap<String, Arc<Upstream>> = BTreeMap::new();
+    for (name, upstream) in &raw.upstreams {
+        let key = format!("upstreams.{name}");
+        let timeout =
+            duration(&mut problems, &format!("{key}.timeout"), upstream.timeout.as_deref(), DEFAULT_TIMEOUT.as_secs());
+        match Upstream::parse(name, &upstream.url, timeout) {
+            Ok(parsed) => {
+                upstream_lines.push(format!(
+                    "{name} → {} (timeout {})",
+                    upstream.url,
+                    humantime::format_duration(timeout)
+                ));
+                upstreams.insert(name.clone(), Arc::new(parsed));
+            }
+            Err(err) => problems.add(format!("{key}.url"), err.to_string()),
+        }
+    }
+
+    let unmatched = match raw.permission.unmatched {
+        None | Some(raw::Unmatched::Deny) => Unmatched::Deny,
+        Some(raw::Unmatched::Allow) => Unmatched::Allow,
+        Some(raw::Unmatched::Authenticated) => Unmatched::Authenticated,
+    };
+    let (routes, rule_lines) = routes(&mut problems, raw.routes, &upstreams, unmatched);
+    if authenticator.issuers().is_empty() && needs_tokens(&routes, unmatched) {
+        problems.add("identity.issuers", "routes need tokens, but no issuer is configured to verify them");
+    }
+
+    let (policy, policy_line): (Arc<dyn PermissionPolicy>, String) = match raw.policy {
+        None => (Arc::new(AllowAllPolicy), "allow-all (default)".into()),
+        Some(raw::Policy::Named(name)) if name == "allow-all" => (Arc::new(AllowAllPolicy), "allow-all".into()),
+        Some(raw::Policy::Named(name)) => {
+            problems.add("policy", format!("expected `allow-all` or `{{ file: policy.yaml }}`, got `{name}`"));
+            (Arc::new(AllowAllPolicy), String::new())
+        }
+        Some(raw::Policy::File(policy)) => {
+            let policy_path: PathBuf = base.join(&policy.file);
+            if !problems.0.is_empty() {
+                // Report config problems first; the policy is checked once they are fixed.
+                (Arc::new(AllowAllPolicy), String::new())
+            } else {
+                let yaml = YamlPolicy::load(&policy_path)?;
+                let line = format!("{} ({})", policy_path.display(), yaml.summary());
+                (Arc::new(yaml), line)
+            }
+        }
+    };
+
+    if !problems.0.is_empty() {
+        return Err(ConfigError::Invalid { file, problems: problems.0 });
+    }
+    let routes = routes.ok_or_else(|| ConfigError::Invalid { file: file.clone(), problems: Vec::new() })?;
+    Ok(Config {
+        source: path.to_path_buf(),
+        listen,
+        worker_threads: raw.server.worker_threads,
+        shutdown_grace,
+        permission_enabled: raw.permission.enabled.unwrap_or(true),
+        unmatched,
+        authenticator,
+        routes: Arc::new(routes),
+        policy,
+        forward: ForwardSettings { identity, trusted_proxies },
+        summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
+    })
+}
+
+fn needs_tokens(routes: &Option<RouteTable>, unmatched: Unmatched) -> bool {
+    unmatched == Unmatched::Authenticated || routes.as_ref().is_some_and(RouteTable::needs_tokens)
+}
+
+fn duration(problems: &mut Problems, key: &str, text: Option<&str>, default_secs: u64) -> Duration {
+    match text {
+        None => Duration::from_secs(default_secs),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if !d.is_zero() => d,
+            _ => {
+                problems.add(key, format!("expected a duration such as `30s` or `500ms`, got `{text}`"));
+                Duration::from_secs(default_secs)
+            }
+        },
+    }
+}
+
+fn identity_headers(problems: &mut Problems, raw: &raw::IdentityHeaders) -> IdentityHeaders {
+    let defaults = IdentityHeaders::default();
+    let mut header = |key: &str, value: &Option<String>, default: HeaderName| match value {
+        None => default,
+        Some(name) => match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => name,
+            Err(_) => {
+                problems.add(key, format!("expected an HTTP header name, got `{name}`"));
+                default
+            }
+        },
+    };
+    let user = header("identity.headers.user", &raw.user, defaults.user);
+    let ownership = header("identity.headers.ownership", &raw.ownership, defaults.ownership);
+    if user == ownership {
+        problems.add("identity.headers", "`user` and `ownership` must be different headers");
+    }
+    IdentityHeaders { user, ownership }
+}
+
+fn issuers(
+    problems: &mut Problems,
+    raw: Vec<raw::Issuer>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Arc<Issuer>>, Vec<String>) {
+    let mut names = HashSet::new();
+    let mut issuers = Vec::new();
+    let mut lines = Vec::new();
+    for (i, issuer) in raw.into_iter().enumerate() {
+        let key = format!("identity.issuers[{i}]");
+        if !names.insert(issuer.name.clone()) {
+            problems.add(format!("{key}.name"), format!("issuer name `{}` is used twice", issuer.name));
+        }
+        let before = problems.0.len();
+        let algorithms = algorithms(problems, &key, &issuer);
+        let sources = [issuer.jwks_url.is_some(), issuer.keys.is_some(), issuer.secret_env.is_some()];
+        if sources.iter().filter(|s| **s).count() != 1 {
+            problems.add(&key, "expected exactly one of `jwks_url`, `keys` (PEM files) or `secret_env`");
+            continue;
+        }
+        let name: Arc<str> = issuer.name.as_str().into();
+        let keys = if let Some(url) = &issuer.jwks_url {
+            match url.parse::<Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+                    KeySource::Jwks(Arc::new(JwksCache::new(name.clone(), uri, JwksTiming::default())))
+                }
+                _ => {
+                    problems.add(format!("{key}.jwks_url"), format!("expected an `http://` URL, got `{url}`"));
+                    continue;
+                }
+            }
+        } else if let Some(pems) = &issuer.keys {
+            KeySource::Static(Arc::new(pem_keys(problems, &key, pems, base, &algorithms)))
+        } else {
+            let var = issuer.secret_env.as_deref().unwrap_or_default();
+            match env(var) {
+                // RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+                Some(secret) if secret.len() >= 32 => KeySource::Static(Arc::new(KeyRing::from_keys(vec![(
+                    None,
+                    Key { decoding: DecodingKey::from_secret(secret.as_bytes()), algorithm: None },
+                )]))),
+                Some(_) => {
+                    problems
+                        .add(format!("{key}.secret_env"), format!("the secret in `{var}` must be at least 32 bytes"));
+                    continue;
+                }
+                None => {
+                    problems.add(format!("{key}.secret_env"), format!("environment variable `{var}` is not set"));
+                    continue;
+                }
+            }
+        };
+        let user_claim =
+            claim_path(problems, &format!("{key}.user_claim"), issuer.user_claim.as_deref().unwrap_or("sub"));
+        let groups_claim =
+            claim_path(problems, &format!("{key}.groups_claim"), issuer.groups_claim.as_deref().unwrap_or("ent"));
+        let leeway = duration(problems, &format!("{key}.leeway"), issuer.leeway.as_deref(), 60);
+        if problems.0.len() > before {
+            continue;
+        }
+        let (Some(user_claim), Some(groups_claim)) = (user_claim, groups_claim) else { continue };
+        if issuer.insecure_allow_missing_exp {
+            tracing::warn!(issuer = %issuer.name, "insecure_allow_missing_exp: tokens without `exp` never expire");
+        }
+        lines.push(format!(
+            "{} ({}; algorithms {}; iss {}; aud {})",
+            issuer.name,
+            match &keys {
+                KeySource::Jwks(_) => format!("JWKS {}", issuer.jwks_url.as_deref().unwrap_or_default()),
+                KeySource::Static(_) if issuer.secret_env.is_some() => {
+                    format!("secret from `{}`", issuer.secret_env.as_deref().unwrap_or_default())
+                }
+                KeySource::Static(ring) => format!("{} PEM key(s)", ring.len()),
+            },
+            issuer.algorithms.join(", "),
+            issuer.issuer.as_deref().unwrap_or("any"),
+            issuer.audience.as_deref().unwrap_or("not checked"),
+        ));
+        let settings = IssuerSettings {
+            name,
+            iss: issuer.issuer,
+            audience: issuer.audience,
+            algorithms,
+            user_claim,
+            groups_claim,
+            leeway_seconds: leeway.as_secs(),
+            allow_missing_exp: issuer.insecure_allow_missing_exp,
+            max_ownership_refs: issuer.max_ownership_refs.unwrap_or(1000),
+        };
+        issuers.push(Arc::new(Issuer::new(settings, keys)));
+    }
+    (issuers, lines)
+}
+
+fn algorithms(problems: &mut Problems, key: &str, issuer: &raw::Issuer) -> Vec<Algorithm> {
+    if issuer.algorithms.is_empty() {
+        problems.add(format!("{key}.algorithms"), "expected a non-empty list such as `[ES256]`");
+    }
+    let symmetric_source = issuer.secret_env.is_some();
+    let mut out = Vec::new();
+    for (i, name) in issuer.algorithms.iter().enumerate() {
+        let alg_key = format!("{key}.algorithms[{i}]");
+        let Ok(alg) = name.parse::<Algorithm>() else {
+            problems.add(alg_key, format!("unknown algorithm `{name}` (expected ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA, HS256, HS384 or HS512)"));
+            continue;
+        };
+        let symmetric = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+        if symmetric != symmetric_source {
+            // Never let one issuer accept both families: that is the HS/RS confusion attack.
+            let expected = if symmetric_source {
+                "an HMAC algorithm (HS256, HS384, HS512) for `secret_env`"
+            } else {
+                "a public-key algorithm for `jwks_url` or `keys` (HMAC needs `secret_env`)"
+            };
+            problems.add(alg_key, format!("`{name}` does not fit the key source: expected {expected}"));
+            continue;
+        }
+        out.push(alg);
+    }
+    out
+}
+
+fn pem_keys(
+    problems: &mut Problems,
+    key: &str,
+    pems: &[raw::PemKey],
+    base: &Path,
+    algorithms: &[Algorithm],
+) -> KeyRing {
+    if pems.is_empty() {
+        problems.add(format!("{key}.keys"), "expected at least one `{ pem_file: … }`");
+    }
+    let mut keys = Vec::new();
+    for (i, pem) in pems.iter().enumerate() {
+        let pem_key = format!("{key}.keys[{i}].pem_file");
+        let file = base.join(&pem.pem_file);
+        let bytes = match std::fs::read(&file) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                problems.add(pem_key, format!("cannot read `{}`: {err}", file.display()));
+                continue;
+            }
+        };
+        let parsed = algorithms.iter().find_map(|alg| {
+            let decoding = match alg {
+                Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&bytes),
+                Algorithm::EdDSA => DecodingKey::from_ed_pem(&bytes),
+                _ => DecodingKey::from_rsa_pem(&bytes),
+            };
+            decoding.ok().map(|decoding| Key { decoding, algorithm: Some(*alg) })
+        });
+        match parsed {
+            Some(parsed) => keys.push((pem.kid.clone(), parsed)),
+            None => problems.add(
+                pem_key,
+                format!("`{}` is not a PEM public key for any of the issuer's algorithms", file.display()),
+            ),
+        }
+    }
+    KeyRing::from_keys(keys)
+}
+
+fn claim_path(problems: &mut Problems, key: &str, text: &str) -> Option<ClaimPath> {
+    let path = ClaimPath::parse(text);
+    if path.is_none() {
+        problems.add(key, format!("expected a claim name or dotted path such as `realm_access.roles`, got `{text}`"));
+    }
+    path
+}
+
+fn routes(
+    problems: &mut Problems,
+    raw: Vec<raw::Route>,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+    unmatched: Unmatched,
+) -> (Option<RouteTable>, Vec<String>) {
+    let mut specs = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut lines = Vec::new();
+    for (r, route) in raw.into_iter().enumerate() {
+        let key = format!("routes[{r}]");
+        let prefix_ok = is_clean_prefix(&route.prefix);
+        if !prefix_ok {
+            problems.add(format!("{key}.prefix"), format!("expected a normalized path such as `/api/catalog` (starts with `/`, no trailing `/`, no `.`/`..` or empty segments, no `{{`, `%`, `;`), got `{}`", route.prefix));
+        }
+        let Some(upstream) = upstreams.get(&route.upstream) else {
+            let known = upstreams.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+            problems.add(
+                format!("{key}.upstream"),
+                format!(
+                    "unknown upstream `{}` (expected one of: {})",
+                    route.upstream,
+                    if known.is_empty() { "none configured" } else { &known }
+                ),
+            );
+            continue;
+        };
+        if !prefix_ok {
+            continue;
+        }
+        prefixes.push(PrefixSpec { prefix: route.prefix.clone(), upstream: upstream.clone() });
+        let root = if route.prefix == "/" { "" } else { route.prefix.as_str() };
+        for (i, rule) in route.rules.into_iter().enumerate() {
+            let rule_key = format!("{key}.rules[{i}]");
+            if let Some(spec) = compile_rule(problems, &rule_key, rule, root, upstream) {
+                lines.push(format!(
+                    "{:<8} {} → {} [{}]",
+                    spec.methods.as_ref().map_or("ANY".to_owned(), |m| m
+                        .iter()
+                        .map(Method::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")),
+                    spec.rule.template,
+                    describe(&spec.rule.access),
+                    upstream.name
+                ));
+                specs.push(spec);
+            }
+        }
+    }
+    match RouteTable::build(specs, prefixes, unmatched) {
+        Ok(table) => (Some(table), lines),
+        Err(table_problems) => {
+            for p in table_problems {
+                problems.add(format!("{}.path", p.label), p.message);
+            }
+            (None, lines)
+        }
+    }
+}
+
+fn describe(access: &Access) -> String {
+    match access {
+        Access::Public => "public".into(),
+        Access::Authenticated => "authenticated".into(),
+        Access::Permission(p) => match &p.resource_type {
+            Some(rt) => format!("{} ({rt})", p.name),
+            None => p.name.to_string(),
+        },
+    }
+}
+
+fn is_clean_prefix(prefix: &str) -> bool {
+    prefix == "/"
+        || (prefix.starts_with('/')
+            && !prefix.ends_with('/')
+            && !prefix.contains(['{', '}', '%', ';', '\\', '?', '#'])
+            && prefix[1..].split('/').all(|s| !s.is_empty() && s != "." && s != ".."))
+}
+
+fn compile_rule(
+    problems: &mut Problems,
+    key: &str,
+    rule: raw::Rule,
+    root: &str,
+    upstream: &Arc<Upstream>,
+) -> Option<RuleSpec> {
+    let before = problems.0.len();
+    let methods = rule.methods.as_ref().map(|methods| {
+        if methods.is_empty() {
+            problems
+                .add(format!("{key}.methods"), "expected at least one method, or leave `methods` out for any method");
+        }
+        methods
+            .iter()
+            .enumerate()
+            .filter_map(|(m, name)| {
+                const KNOWN: [&str; 9] =
+                    ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+                if KNOWN.contains(&name.as_str()) {
+                    Method::from_bytes(name.as_bytes()).ok()
+                } else {
+                    problems.add(
+                        format!("{key}.methods[{m}]"),
+                        format!("expected one of {}, got `{name}`", KNOWN.join(", ")),
+                    );
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let path = if rule.path == "/" { String::new() } else { rule.path.clone() };
+    let path_ok = path.is_empty()
+        || (path.starts_with('/')
+            && !path.ends_with('/')
+            && !path.contains(['%', ';', '\\', '?', '#'])
+            && path[1..].split('/').all(|s| !s.is_empty() && s != "." && s != ".."));
+    if !path_ok {
+        problems.add(format!("{key}.path"), format!("expected a normalized path template such as `/entities/{{uid}}` (no trailing `/`, no `.`/`..` or empty segments, no `%`, `;`, `?`), got `{}`", rule.path));
+    }
+    let template = if root.is_empty() && path.is_empty() { "/".to_owned() } else { format!("{root}{path}") };
+    let access = access(problems, key, &rule);
+    let resource_ref = rule.resource_ref.as_deref().and_then(|text| {
+        if rule.resource_type.is_none() {
+            problems.add(
+                format!("{key}.resource_ref"),
+                "needs `resource_type` (a resource ref names a resource of that type)",
+            );
+            return None;
+        }
+        RefTemplate::compile(text, &path_params(&template))
+            .map_err(|err| problems.add(format!("{key}.resource_ref"), err.to_string()))
+            .ok()
+    });
+    if problems.0.len() > before {
+        return None;
+    }
+    Some(RuleSpec {
+        methods,
+        rule: Arc::new(Rule {
+            label: key.into(),
+            template: template.into(),
+            access: access?,
+            upstream: upstream.clone(),
+            resource_ref,
+            on_conditional: match rule.on_conditional {
+                Some(raw::OnConditional::Forward) => OnConditional::Forward,
+                _ => OnConditional::Deny,
+            },
+        }),
+    })
+}
+
+fn access(problems: &mut Problems, key: &str, rule: &raw::Rule) -> Option<Access> {
+    let permission_fields = rule.permission.is_some()
+        || rule.action.is_some()
+        || rule.resource_type.is_some()
+        || rule.resource_ref.is_some();
+    match (rule.public, rule.authenticated, &rule.permission) {
+        (true, true, _) => {
+            problems.add(key, "`public` and `authenticated` exclude each other");
+            None
+        }
+        (true, false, _) | (false, true, _) if permission_fields => {
+            problems.add(
+                key,
+                "a `public` or `authenticated` rule takes no `permission`, `action`, `resource_type` or `resource_ref`",
+            );
+            None
+        }
+        (true, false, _) => Some(Access::Public),
+        (false, true, _) => Some(Access::Authenticated),
+        (false, false, None) => {
+            problems.add(key, "expected `permission: <name>`, `public: true` or `authenticated: true`");
+            None
+        }
+        (false, false, Some(name)) => {
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                problems.add(
+                    format!("{key}.permission"),
+                    format!("expected a permission name such as `catalog.entity.read`, got `{name}`"),
+                );
+                return None;
+            }
+            let action = match rule.action.as_deref() {
+                None => None,
+                Some("create") => Some(Action::Create),
+                Some("read") => Some(Action::Read),
+                Some("update") => Some(Action::Update),
+                Some("delete") => Some(Action::Delete),
+                Some(other) => {
+                    problems.add(
+                        format!("{key}.action"),
+                        format!("expected one of create, read, update, delete, got `{other}`"),
+                    );
+                    return None;
+                }
+            };
+            Some(Access::Permission(match &rule.resource_type {
+                Some(resource_type) => Permission::resource(name, action, resource_type),
+                None => Permission::basic(name, action),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

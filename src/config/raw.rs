@@ -1,0 +1,144 @@
+//! The YAML shape of the config file, exactly as written; private to `config`.
+//! Every struct refuses unknown keys.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Gateway {
+    #[serde(default)]
+    pub(super) server: Server,
+    #[serde(default)]
+    pub(super) permission: Permission,
+    #[serde(default)]
+    pub(super) identity: Identity,
+    #[serde(default)]
+    pub(super) upstreams: BTreeMap<String, Upstream>,
+    #[serde(default)]
+    pub(super) routes: Vec<Route>,
+    #[serde(default)]
+    pub(super) policy: Option<Policy>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Server {
+    pub(super) listen: Option<String>,
+    pub(super) worker_threads: Option<usize>,
+    pub(super) shutdown_grace: Option<String>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Permission {
+    pub(super) enabled: Option<bool>,
+    pub(super) unmatched: Option<Unmatched>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Unmatched {
+    Deny,
+    Allow,
+    Authenticated,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Identity {
+    #[serde(default)]
+    pub(super) issuers: Vec<Issuer>,
+    #[serde(default)]
+    pub(super) headers: IdentityHeaders,
+    pub(super) max_token_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IdentityHeaders {
+    pub(super) user: Option<String>,
+    pub(super) ownership: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Issuer {
+    pub(super) name: String,
+    pub(super) jwks_url: Option<String>,
+    pub(super) keys: Option<Vec<PemKey>>,
+    pub(super) secret_env: Option<String>,
+    #[serde(default)]
+    pub(super) algorithms: Vec<String>,
+    pub(super) issuer: Option<String>,
+    pub(super) audience: Option<String>,
+    pub(super) user_claim: Option<String>,
+    pub(super) groups_claim: Option<String>,
+    pub(super) leeway: Option<String>,
+    #[serde(default)]
+    pub(super) insecure_allow_missing_exp: bool,
+    pub(super) max_ownership_refs: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PemKey {
+    pub(super) pem_file: String,
+    pub(super) kid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Upstream {
+    pub(super) url: String,
+    pub(super) timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Route {
+    pub(super) prefix: String,
+    pub(super) upstream: String,
+    #[serde(default)]
+    pub(super) rules: Vec<Rule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Rule {
+    pub(super) methods: Option<Vec<String>>,
+    pub(super) path: String,
+    pub(super) permission: Option<String>,
+    pub(super) action: Option<String>,
+    pub(super) resource_type: Option<String>,
+    pub(super) resource_ref: Option<String>,
+    #[serde(default)]
+    pub(super) public: bool,
+    #[serde(default)]
+    pub(super) authenticated: bool,
+    pub(super) on_conditional: Option<OnConditional>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum OnConditional {
+    Deny,
+    Forward,
+}
+
+/// `policy: allow-all` or `policy: { file: policy.yaml }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Policy {
+    Named(String),
+    File(PolicyFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PolicyFile {
+    pub(super) file: String,
+}

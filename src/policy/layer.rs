@@ -1,0 +1,131 @@
+//! Tower adapter for stage 3: [`AuthorizeLayer`] / [`Authorize`], and the [`Permit`] it issues.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::BoxFuture;
+use http::request::Parts;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::{PermissionPolicy, PolicyDecision, PolicyQuery};
+use crate::body::Body;
+use crate::errors::{Rejection, reject_parts};
+use crate::identity::Principal;
+use crate::routes::{Access, OnConditional, RouteMatch};
+
+/// Proof that a request passed authorization; only this module can make one, and the proxy
+/// refuses to forward without it.
+#[derive(Debug, Clone)]
+pub struct Permit {
+    _private: (),
+}
+
+/// Asks the policy about the matched rule's permission.
+#[derive(Debug, Clone)]
+pub struct AuthorizeLayer {
+    policy: Arc<dyn PermissionPolicy>,
+    enabled: bool,
+}
+
+impl AuthorizeLayer {
+    /// A layer over `policy`; with `enabled == false` every authenticated request is allowed
+    /// without asking the policy (Backstage's `permission.enabled: false`).
+    pub fn new(policy: Arc<dyn PermissionPolicy>, enabled: bool) -> Self {
+        Self { policy, enabled }
+    }
+}
+
+impl<S> Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Authorize { inner, policy: self.policy.clone(), enabled: self.enabled }
+    }
+}
+
+/// Service of [`AuthorizeLayer`].
+#[derive(Debug, Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    policy: Arc<dyn PermissionPolicy>,
+    enabled: bool,
+}
+
+impl<S, B> Service<Request<B>> for Authorize<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let policy = self.policy.clone();
+        let enabled = self.enabled;
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            match decide(&*policy, enabled, &parts).await {
+                Ok(permit) => {
+                    parts.extensions.insert(permit);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(rejection) => Ok(reject_parts(&parts, rejection)),
+            }
+        })
+    }
+}
+
+async fn decide(policy: &dyn PermissionPolicy, enabled: bool, request: &Parts) -> Result<Permit, Rejection> {
+    let permit = Permit { _private: () };
+    // INVARIANT: MatchRoute and Authenticate ran before; a missing extension fails closed.
+    let found = request.extensions.get::<RouteMatch>().ok_or(Rejection::Internal)?;
+    let permission = match &found.rule.access {
+        Access::Public => return Ok(permit),
+        Access::Authenticated => {
+            request.extensions.get::<Principal>().ok_or(Rejection::Internal)?;
+            return Ok(permit);
+        }
+        Access::Permission(permission) => permission,
+    };
+    let principal = request.extensions.get::<Principal>().ok_or(Rejection::Internal)?;
+    if !enabled {
+        return Ok(permit);
+    }
+    let query = PolicyQuery { permission, resource_ref: found.resource_ref.as_deref() };
+    let decision = policy.handle(query, Some(principal)).await;
+    let on = match found.resource_ref.as_deref() {
+        Some(resource) => format!("`{permission}` on `{resource}`"),
+        None => format!("`{permission}`"),
+    };
+    let span = tracing::Span::current();
+    match decision {
+        PolicyDecision::Allow => {
+            span.record("decision", "ALLOW");
+            tracing::debug!(permission = &*permission.name, "allowed");
+            Ok(permit)
+        }
+        PolicyDecision::Deny => {
+            span.record("decision", "DENY");
+            Err(Rejection::Forbidden(format!("permission {on} is denied for `{}`", principal.user_entity_ref)))
+        }
+        PolicyDecision::Conditional(_) => {
+            span.record("decision", "CONDITIONAL");
+            match found.rule.on_conditional {
+                OnConditional::Forward => Ok(permit),
+                OnConditional::Deny => Err(Rejection::Forbidden(format!(
+                    "permission {on} is only conditionally allowed for `{}`, and this route does not forward conditional decisions",
+                    principal.user_entity_ref
+                ))),
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The proxy service: a pooled hyper-util client that streams bodies both ways.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{Request, Response, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::Service;
+
+use super::{ForwardSettings, ProxyError};
+use crate::body::{self, Body, BoxError};
+use crate::connection::PeerAddr;
+use crate::errors::{Rejection, reject};
+use crate::identity::Principal;
+use crate::policy::Permit;
+use crate::routes::RouteMatch;
+
+/// Forwards permitted requests; cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    settings: Arc<ForwardSettings>,
+}
+
+impl Proxy {
+    /// A proxy with a fresh connection pool.
+    pub fn new(settings: ForwardSettings) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Self { client, settings: Arc::new(settings) }
+    }
+}
+
+impl<B> Service<Request<B>> for Proxy
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<Response<Body>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // INVARIANT: only the authorize stage makes a Permit; without one, never forward.
+        let found = match (request.extensions().get::<Permit>(), request.extensions().get::<RouteMatch>()) {
+            (Some(_), Some(found)) => found.clone(),
+            _ => {
+                tracing::error!("request reached the proxy without a permit; refusing");
+                let response = reject(&request, Rejection::Internal);
+                return Box::pin(async move { Ok(response) });
+            }
+        };
+        let upstream = found.rule.upstream.clone();
+        let (mut parts, body) = request.into_parts();
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        self.settings.prepare_request(&mut parts.headers, parts.extensions.get::<Principal>(), peer);
+        parts.version = Version::HTTP_11;
+        let uri = match upstream.uri_for(&found.forward_path) {
+            Ok(uri) => uri,
+            Err(err) => return Box::pin(async move { Err(ProxyError::build(&upstream.name, err).into()) }),
+        };
+        parts.uri = uri;
+        parts.extensions = http::Extensions::new();
+        let outgoing = Request::from_parts(parts, body::boxed(body));
+        let future = self.client.request(outgoing);
+        let settings = self.settings.clone();
+        Box::pin(async move {
+            let response = match tokio::time::timeout(upstream.timeout, future).await {
+                Err(_) => return Err(ProxyError::timeout(&upstream.name, upstream.timeout).into()),
+                Ok(Err(err)) => return Err(ProxyError::request(&upstream.name, err).into()),
+                Ok(Ok(response)) => response,
+            };
+            let (mut parts, incoming) = response.into_parts();
+            settings.prepare_response(&mut parts.headers);
+            Ok(Response::from_parts(parts, body::boxed(incoming)))
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! Tower adapter for stage 1: [`MatchRouteLayer`] / [`MatchRoute`].
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::future::{Either, Ready, ready};
+use http::uri::PathAndQuery;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use super::{RouteMatch, RouteTable, path};
+use crate::body::Body;
+use crate::errors::{Rejection, reject};
+
+/// Adds [`RouteMatch`] or refuses the request.
+#[derive(Debug, Clone)]
+pub struct MatchRouteLayer {
+    table: Arc<RouteTable>,
+}
+
+impl MatchRouteLayer {
+    /// A layer over a compiled table.
+    pub fn new(table: Arc<RouteTable>) -> Self {
+        Self { table }
+    }
+}
+
+impl<S> Layer<S> for MatchRouteLayer {
+    type Service = MatchRoute<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MatchRoute { inner, table: self.table.clone() }
+    }
+}
+
+/// Service of [`MatchRouteLayer`].
+#[derive(Debug, Clone)]
+pub struct MatchRoute<S> {
+    inner: S,
+    table: Arc<RouteTable>,
+}
+
+impl<S, B> Service<Request<B>> for MatchRoute<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = Either<Ready<Result<Response<Body>, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        match route(&self.table, &request) {
+            Ok(found) => {
+                tracing::Span::current().record("route", &*found.rule.label);
+                request.extensions_mut().insert(found);
+                Either::Right(self.inner.call(request))
+            }
+            Err(rejection) => Either::Left(ready(Ok(reject(&request, rejection)))),
+        }
+    }
+}
+
+/// The pure part: normalize, look up, render the resource ref.
+pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, Rejection> {
+    let uri = request.uri();
+    let normalized =
+        path::normalize(uri.path()).map_err(|err| Rejection::BadRequest(format!("invalid path: {err}")))?;
+    let found = table
+        .find(request.method(), &normalized)
+        .ok_or_else(|| Rejection::NoRoute { method: request.method().clone(), path: normalized.to_string() })?;
+    let resource_ref =
+        match &found.rule.resource_ref {
+            None => None,
+            Some(template) => Some(template.render(|name| found.params.get(name)).ok_or_else(|| {
+                Rejection::BadRequest("path parameters of the resource ref are not valid UTF-8".into())
+            })?),
+        };
+    let forward_path = match (&normalized, uri.path_and_query()) {
+        // Unchanged path: reuse the request's own bytes.
+        (Cow::Borrowed(_), Some(original)) => original.clone(),
+        _ => {
+            let text = match uri.query() {
+                Some(query) => format!("{normalized}?{query}"),
+                None => normalized.to_string(),
+            };
+            PathAndQuery::try_from(text)
+                .map_err(|_| Rejection::BadRequest("normalized path is not a valid request target".into()))?
+        }
+    };
+    Ok(RouteMatch { rule: found.rule.clone(), resource_ref, forward_path })
+}

@@ -1,0 +1,220 @@
+//! The route table: (method, normalized path) → one rule, compiled once into radix trees.
+//!
+//! One `matchit` tree per HTTP method, so a lookup costs one tree walk whatever the number of
+//! rules, and a rule that does not allow the method can never shadow one that does.
+//! Specificity is matchit's: comparing segment by segment from the left, a static segment
+//! beats a `{param}`, which beats a `{*catch_all}`; the order of rules in the file never matters.
+//! `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::Method;
+use matchit::Router;
+
+use super::rule::{Access, OnConditional, Rule};
+use crate::proxy::Upstream;
+
+/// Methods with a tree of their own; any other method uses the `OTHER` tree, which holds
+/// only rules without a `methods` list.
+const METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::CONNECT,
+];
+const OTHER: usize = METHODS.len();
+
+fn method_slot(method: &Method) -> usize {
+    METHODS.iter().position(|m| m == method).unwrap_or(OTHER)
+}
+
+/// A rule before it joins the table.
+#[derive(Debug)]
+pub struct RuleSpec {
+    /// Methods the rule covers; `None` = any method.
+    pub methods: Option<Vec<Method>>,
+    /// The compiled rule (its `template` is the full path template).
+    pub rule: Arc<Rule>,
+}
+
+/// What happens to requests no rule matches (`permission.unmatched`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unmatched {
+    /// Refused with 404 before authentication.
+    #[default]
+    Deny,
+    /// Forwarded without a token to the upstream whose prefix covers the path.
+    Allow,
+    /// Forwarded with any valid token to the upstream whose prefix covers the path.
+    Authenticated,
+}
+
+/// A route prefix with its upstream, used for requests no rule matches.
+#[derive(Debug)]
+pub struct PrefixSpec {
+    /// The prefix, e.g. `/api/catalog`.
+    pub prefix: String,
+    /// The upstream behind it.
+    pub upstream: Arc<Upstream>,
+}
+
+/// A problem found while building the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableProblem {
+    /// The rule's label (`routes[0].rules[1]`).
+    pub label: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The result of a lookup.
+#[derive(Debug)]
+pub struct Found<'t, 'p> {
+    /// The rule that decides the request.
+    pub rule: &'t Arc<Rule>,
+    /// Captured path parameters (raw, still percent-encoded).
+    pub params: matchit::Params<'t, 'p>,
+}
+
+/// The compiled route table.
+#[derive(Debug)]
+pub struct RouteTable {
+    trees: Vec<Router<Arc<Rule>>>,
+    unmatched: Router<Arc<Rule>>,
+    rule_count: usize,
+    needs_tokens: bool,
+}
+
+impl RouteTable {
+    /// Builds the table, collecting every conflict.
+    pub fn build(
+        rules: Vec<RuleSpec>,
+        prefixes: Vec<PrefixSpec>,
+        unmatched: Unmatched,
+    ) -> Result<Self, Vec<TableProblem>> {
+        let mut problems = Vec::new();
+        let mut trees: Vec<Router<Arc<Rule>>> = (0..=OTHER).map(|_| Router::new()).collect();
+        // Which rule owns each (method, template), to name both sides of a duplicate.
+        let mut owners: HashMap<(usize, Arc<str>), Arc<str>> = HashMap::new();
+        let rule_count = rules.len();
+        let needs_tokens = rules.iter().any(|spec| spec.rule.access != Access::Public);
+        let mut implicit_head = Vec::new();
+        for spec in &rules {
+            let slots: Vec<usize> = match &spec.methods {
+                None => (0..=OTHER).collect(),
+                Some(methods) => methods.iter().map(method_slot).collect(),
+            };
+            for slot in slots {
+                let key = (slot, spec.rule.template.clone());
+                if let Some(owner) = owners.get(&key) {
+                    problems.push(TableProblem {
+                        label: spec.rule.label.to_string(),
+                        message: format!(
+                            "`{}` for {} is already decided by {owner}",
+                            spec.rule.template,
+                            slot_name(slot)
+                        ),
+                    });
+                    continue;
+                }
+                if let Err(err) = trees[slot].insert(&*spec.rule.template, spec.rule.clone()) {
+                    problems.push(TableProblem {
+                        label: spec.rule.label.to_string(),
+                        message: format!("path `{}` cannot be added: {err}", spec.rule.template),
+                    });
+                    continue;
+                }
+                owners.insert(key, spec.rule.label.clone());
+            }
+            let lists_get = spec.methods.as_ref().is_some_and(|m| m.contains(&Method::GET));
+            if lists_get {
+                implicit_head.push(spec.rule.clone());
+            }
+        }
+        // HEAD follows GET unless HEAD is configured for the same template.
+        let head = method_slot(&Method::HEAD);
+        for rule in implicit_head {
+            if !owners.contains_key(&(head, rule.template.clone())) {
+                // A conflict here means an explicit HEAD rule already covers this shape.
+                let template = rule.template.to_string();
+                let _ = trees[head].insert(template, rule);
+            }
+        }
+        let unmatched_tree = build_unmatched(prefixes, unmatched, &mut problems);
+        if problems.is_empty() {
+            Ok(Self { trees, unmatched: unmatched_tree, rule_count, needs_tokens })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Finds the rule for a method and a normalized path.
+    pub fn find<'t, 'p>(&'t self, method: &Method, path: &'p str) -> Option<Found<'t, 'p>> {
+        let tree = &self.trees[method_slot(method)];
+        match tree.at(path) {
+            Ok(found) => Some(Found { rule: found.value, params: found.params }),
+            Err(_) => {
+                self.unmatched.at(path).ok().map(|found| Found { rule: found.value, params: matchit::Params::new() })
+            }
+        }
+    }
+
+    /// True when some rule needs a verified token.
+    pub fn needs_tokens(&self) -> bool {
+        self.needs_tokens
+    }
+
+    /// Number of configured rules.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+}
+
+fn slot_name(slot: usize) -> &'static str {
+    METHODS.get(slot).map_or("other methods", |m| m.as_str())
+}
+
+/// With `unmatched: allow|authenticated`, every route prefix gets a synthetic rule that
+/// forwards to its upstream; with `deny` the tree stays empty.
+fn build_unmatched(
+    prefixes: Vec<PrefixSpec>,
+    unmatched: Unmatched,
+    problems: &mut Vec<TableProblem>,
+) -> Router<Arc<Rule>> {
+    let mut tree = Router::new();
+    let access = match unmatched {
+        Unmatched::Deny => return tree,
+        Unmatched::Allow => Access::Public,
+        Unmatched::Authenticated => Access::Authenticated,
+    };
+    for spec in prefixes {
+        let root = if spec.prefix == "/" { String::new() } else { spec.prefix.clone() };
+        let rule = Arc::new(Rule {
+            label: format!("unmatched under `{}`", spec.prefix).into(),
+            template: format!("{root}/{{*rest}}").into(),
+            access: access.clone(),
+            upstream: spec.upstream,
+            resource_ref: None,
+            on_conditional: OnConditional::Deny,
+        });
+        for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
+            if let Err(err) = tree.insert(template, rule.clone()) {
+                problems.push(TableProblem {
+                    label: "routes".into(),
+                    message: format!("prefix `{}` is configured twice or overlaps: {err}", spec.prefix),
+                });
+                break;
+            }
+        }
+    }
+    tree
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+use std::time::Duration;
+
+use super::*;
+use crate::policy::Permission;
+
+fn upstream() -> Arc<Upstream> {
+    Arc::new(Upstream::parse("catalog", "http://127.0.0.1:1", Duration::from_secs(1)).unwrap())
+}
+
+fn rule(label: &str, template: &str, methods: Option<&[Method]>) -> RuleSpec {
+    RuleSpec {
+        methods: methods.map(<[Method]>::to_vec),
+        rule: Arc::new(Rule {
+            label: label.into(),
+            template: template.into(),
+            access: Access::Permission(Permission::basic(label, None)),
+            upstream: upstream(),
+            resource_ref: None,
+            on_conditional: OnConditional::Deny,
+        }),
+    }
+}
+
+fn table(rules: Vec<RuleSpec>) -> RouteTable {
+    RouteTable::build(rules, Vec::new(), Unmatched::Deny).unwrap()
+}
+
+fn found(table: &RouteTable, method: Method, path: &str) -> Option<String> {
+    table.find(&method, path).map(|f| f.rule.label.to_string())
+}
+
+#[test]
+fn the_most_specific_rule_wins_whatever_the_order() {
+    let rules = || {
+        vec![
+            rule("catch-all", "/api/catalog/{*rest}", Some(&[Method::GET])),
+            rule("by-param", "/api/catalog/entities/{id}", Some(&[Method::GET])),
+            rule("static", "/api/catalog/entities/special", Some(&[Method::GET])),
+        ]
+    };
+    let mut reversed = rules();
+    reversed.reverse();
+    for table in [table(rules()), table(reversed)] {
+        assert_eq!(found(&table, Method::GET, "/api/catalog/entities/special").as_deref(), Some("static"));
+        assert_eq!(found(&table, Method::GET, "/api/catalog/entities/42").as_deref(), Some("by-param"));
+        assert_eq!(found(&table, Method::GET, "/api/catalog/entities/42/x").as_deref(), Some("catch-all"));
+        assert_eq!(found(&table, Method::GET, "/api/catalog").as_deref(), None);
+    }
+}
+
+#[test]
+fn a_rule_for_another_method_never_shadows_one_that_allows_the_method() {
+    let table = table(vec![
+        rule("delete", "/api/catalog/entities/by-uid/{uid}", Some(&[Method::DELETE])),
+        rule("read-any", "/api/catalog/{*rest}", Some(&[Method::GET])),
+    ]);
+    assert_eq!(found(&table, Method::GET, "/api/catalog/entities/by-uid/1").as_deref(), Some("read-any"));
+    assert_eq!(found(&table, Method::DELETE, "/api/catalog/entities/by-uid/1").as_deref(), Some("delete"));
+    assert_eq!(found(&table, Method::POST, "/api/catalog/entities/by-uid/1"), None);
+}
+
+#[test]
+fn static_segments_match_case_sensitively() {
+    let table = table(vec![rule("admin", "/admin", None)]);
+    assert_eq!(found(&table, Method::GET, "/admin").as_deref(), Some("admin"));
+    assert_eq!(found(&table, Method::GET, "/ADMIN"), None);
+    assert_eq!(found(&table, Method::GET, "/Admin"), None);
+}
+
+#[test]
+fn head_follows_get_unless_configured() {
+    let table = table(vec![
+        rule("get", "/a", Some(&[Method::GET])),
+        rule("get-b", "/b", Some(&[Method::GET])),
+        rule("head-b", "/b", Some(&[Method::HEAD])),
+    ]);
+    assert_eq!(found(&table, Method::HEAD, "/a").as_deref(), Some("get"));
+    assert_eq!(found(&table, Method::HEAD, "/b").as_deref(), Some("head-b"));
+}
+
+#[test]
+fn rules_without_methods_cover_extension_methods() {
+    let table = table(vec![rule("any", "/a", None), rule("get", "/b", Some(&[Method::GET]))]);
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    assert_eq!(found(&table, purge.clone(), "/a").as_deref(), Some("any"));
+    assert_eq!(found(&table, purge, "/b"), None);
+}
+
+#[test]
+fn duplicate_and_conflicting_templates_are_refused() {
+    let problems = RouteTable::build(
+        vec![
+            rule("routes[0].rules[0]", "/a/{id}", Some(&[Method::GET])),
+            rule("routes[0].rules[1]", "/a/{id}", Some(&[Method::GET, Method::POST])),
+            rule("routes[0].rules[2]", "/a/{other}", Some(&[Method::GET])),
+        ],
+        Vec::new(),
+        Unmatched::Deny,
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].label, "routes[0].rules[1]");
+    assert_eq!(problems[0].message, "`/a/{id}` for GET is already decided by routes[0].rules[0]");
+    assert_eq!(problems[1].label, "routes[0].rules[2]");
+    assert!(problems[1].message.starts_with("path `/a/{other}` cannot be added"), "{}", problems[1].message);
+}
+
+#[test]
+fn unmatched_requests_reach_their_prefix_only_when_configured() {
+    let prefixes = || vec![PrefixSpec { prefix: "/api/catalog".into(), upstream: upstream() }];
+    let rules = || vec![rule("health", "/api/catalog/health", None)];
+    let deny = RouteTable::build(rules(), prefixes(), Unmatched::Deny).unwrap();
+    assert!(deny.find(&Method::GET, "/api/catalog/other").is_none());
+    let allow = RouteTable::build(rules(), prefixes(), Unmatched::Allow).unwrap();
+    let other = allow.find(&Method::GET, "/api/catalog/other").unwrap();
+    assert_eq!(other.rule.access, Access::Public);
+    assert!(allow.find(&Method::GET, "/api/catalog").is_some());
+    assert!(allow.find(&Method::GET, "/api/catalogue").is_none());
+    assert!(allow.find(&Method::GET, "/elsewhere").is_none());
+    let authenticated = RouteTable::build(rules(), prefixes(), Unmatched::Authenticated).unwrap();
+    assert_eq!(authenticated.find(&Method::GET, "/api/catalog/x").unwrap().rule.access, Access::Authenticated);
+}

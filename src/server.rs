@@ -1,0 +1,172 @@
+//! Serving: bind, accept, hand each connection to hyper (HTTP/1.1 and HTTP/2), hot-swap the
+//! service on reload, run the JWKS refreshers, and drain in-flight requests at shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+
+use crate::auth::KeySource;
+use crate::body::Body;
+use crate::config::Config;
+use crate::connection::PeerAddr;
+
+/// The assembled middleware stack, as handed to hyper.
+pub type App = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// A running configuration: the service plus its background tasks (JWKS refreshers).
+struct Generation {
+    app: App,
+    tasks: JoinSet<()>,
+}
+
+/// Swappable state shared by all connections.
+#[derive(Clone)]
+pub struct Gateway {
+    current: Arc<ArcSwap<App>>,
+    tasks: Arc<std::sync::Mutex<JoinSet<()>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+async fn start(config: &Config) -> Generation {
+    let mut tasks = JoinSet::new();
+    for issuer in config.authenticator.issuers() {
+        if let KeySource::Jwks(cache) = &issuer.keys {
+            // Fetch once before serving so the first requests find keys; a failure is logged
+            // and retried in the background (the gateway starts anyway).
+            let loaded = cache.refresh().await;
+            if let Err(err) = &loaded {
+                tracing::warn!(issuer = &**issuer.name(), error = %err, "JWKS not available at start; retrying in the background");
+            }
+            tasks.spawn(cache.clone().run(loaded.is_ok()));
+        }
+    }
+    Generation { app: crate::app(config), tasks }
+}
+
+impl Gateway {
+    /// Prepares a gateway for `config` (fetches JWKS keys, starts refreshers).
+    pub async fn new(config: &Config) -> Self {
+        let generation = start(config).await;
+        Self {
+            current: Arc::new(ArcSwap::from_pointee(generation.app)),
+            tasks: Arc::new(std::sync::Mutex::new(generation.tasks)),
+        }
+    }
+
+    /// Replaces the running configuration; requests already in flight finish on the old one.
+    /// The caller loads and validates the new config first, so a bad file never gets here.
+    pub async fn reload(&self, config: &Config) {
+        let generation = start(config).await;
+        self.current.store(Arc::new(generation.app));
+        let old = match self.tasks.lock() {
+            Ok(mut tasks) => std::mem::replace(&mut *tasks, generation.tasks),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), generation.tasks),
+        };
+        drop(old); // aborts the old refreshers
+        tracing::info!(config = %config.source.display(), "configuration reloaded");
+    }
+
+    /// Serves connections from `listener` until `shutdown` completes, then drains for at most
+    /// `grace`.
+    pub async fn serve(self, listener: TcpListener, grace: Duration, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(err) => {
+                        // Out of file descriptors and similar: back off briefly, keep serving.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let current = self.current.clone();
+            let service = tower::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                let app: App = App::clone(&current.load());
+                app.oneshot(request)
+            });
+            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let connection = graceful.watch(connection.into_owned());
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                }
+            });
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+        }
+    }
+}
+
+/// A gateway running in the background on its own listener (tests, `demo`).
+#[derive(Debug)]
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The gateway, for reloads.
+    pub gateway: Gateway,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds `addr` (use port 0 for an ephemeral port) and serves `config` in a task.
+    pub async fn spawn(config: &Config, addr: SocketAddr) -> std::io::Result<Running> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let gateway = Gateway::new(config).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let grace = config.shutdown_grace;
+        let task = tokio::spawn(gateway.clone().serve(listener, grace, async move {
+            let _ = rx.await;
+        }));
+        Ok(Running { addr, gateway, shutdown: Some(tx), task })
+    }
+
+    /// Stops accepting, drains, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.shutdown.is_some() {
+            self.task.abort();
+        }
+    }
+}
