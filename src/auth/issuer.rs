@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde_json::Value;
 
 use super::AuthError;
@@ -50,7 +50,9 @@ pub struct IssuerSettings {
 #[derive(Debug)]
 pub struct Issuer {
     settings: IssuerSettings,
-    validation: Validation,
+    /// One validation per accepted algorithm: jsonwebtoken requires every algorithm of a
+    /// validation to belong to the key's family.
+    validations: Vec<(Algorithm, Validation)>,
     accepted: String,
     /// The issuer's keys.
     pub keys: KeySource,
@@ -86,7 +88,16 @@ impl Issuer {
         }
         validation.set_required_spec_claims(&required);
         let accepted = settings.algorithms.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join(", ");
-        Self { settings, validation, accepted, keys }
+        let validations = settings
+            .algorithms
+            .iter()
+            .map(|alg| {
+                let mut pinned = validation.clone();
+                pinned.algorithms = vec![*alg];
+                (*alg, pinned)
+            })
+            .collect();
+        Self { settings, validations, accepted, keys }
     }
 
     /// Config name.
@@ -114,6 +125,11 @@ impl Issuer {
     /// Verifies the token with keys in hand and reads the principal.
     pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<Principal, AuthError> {
         let alg = self.check_algorithm(token)?;
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(a, v)| (*a == alg).then_some(v))
+            .ok_or_else(|| AuthError::Malformed("algorithm has no validation".into()))?;
         if let Some(typ @ ("vnd.backstage.limited-user" | "vnd.backstage.plugin")) = token.header.typ.as_deref() {
             return Err(AuthError::WrongTokenType(typ.to_owned()));
         }
@@ -124,6 +140,14 @@ impl Issuer {
         })?;
         let mut last = AuthError::NoKey(self.settings.name.to_string());
         for key in candidates.as_slice() {
+            if key.decoding.family() != family(alg) {
+                last = AuthError::AlgorithmNotAccepted {
+                    alg: format!("{alg:?}"),
+                    issuer: " for this key".into(),
+                    accepted: format!("{:?} keys", key.decoding.family()),
+                };
+                continue;
+            }
             if key.algorithm.is_some_and(|pinned| pinned != alg) {
                 last = AuthError::AlgorithmNotAccepted {
                     alg: format!("{alg:?}"),
@@ -132,11 +156,11 @@ impl Issuer {
                 };
                 continue;
             }
-            match jsonwebtoken::decode::<Value>(token.raw, &key.decoding, &self.validation) {
+            match jsonwebtoken::decode::<Value>(token.raw, &key.decoding, validation) {
                 Ok(data) => return self.principal(&data.claims),
                 Err(err) => {
                     last = map_error(err.kind());
-                    if !matches!(last, AuthError::BadSignature) {
+                    if !matches!(last, AuthError::BadSignature) || candidates.as_slice().len() == 1 {
                         return Err(last);
                     }
                 }
@@ -155,6 +179,15 @@ impl Issuer {
         let user = claims::user(claims, &self.settings.user_claim)?;
         let groups = claims::groups(claims, &self.settings.groups_claim, self.settings.max_ownership_refs)?;
         Ok(Principal::new(user, groups, self.settings.name.clone()))
+    }
+}
+
+fn family(alg: Algorithm) -> AlgorithmFamily {
+    match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => AlgorithmFamily::Hmac,
+        Algorithm::ES256 | Algorithm::ES384 => AlgorithmFamily::Ec,
+        Algorithm::EdDSA => AlgorithmFamily::Ed,
+        _ => AlgorithmFamily::Rsa,
     }
 }
 
