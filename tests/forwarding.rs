@@ -1,0 +1,168 @@
+//! What the upstream receives, and what happens when it fails.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn yaml(backend_url: &str, timeout: &str, server: &str) -> String {
+    format!(
+        r#"
+server: {{ {server} }}
+identity:
+  issuers:
+    - {{ name: local, secret_env: SECRET_ENV, algorithms: [HS256] }}
+upstreams:
+  app: {{ url: "{backend_url}", timeout: {timeout} }}
+routes:
+  - prefix: /api/app
+    upstream: app
+    rules:
+      - {{ path: /public, public: true }}
+      - {{ path: "/{{*rest}}", authenticated: true }}
+"#
+    )
+}
+
+fn jane() -> String {
+    Signer::hs256(SECRET).sign(&claims("user:default/jane", &["group:default/team-a"]))
+}
+
+#[tokio::test]
+async fn identity_headers_are_set_and_spoofed_copies_never_reach_the_upstream() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let gw = Gateway::start(&yaml(&backend.url(), "5s", "")).await;
+    let token = jane();
+    let request = format!(
+        "GET /api/app/things?x=1 HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {token}\r\n\
+         X-Stagedoor-User: user:default/admin\r\nx-stagedoor-ownership: group:default/admins\r\n\
+         x_stagedoor_user: user:default/admin\r\nX_STAGEDOOR_OWNERSHIP: group:default/admins\r\n\
+         Connection: close, x-secret\r\nx-secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\
+         Proxy-Authorization: Basic Zm9vOmJhcg==\r\nX-HTTP-Method-Override: DELETE\r\n\
+         X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n\r\n"
+    );
+    let response = raw(gw.running.addr, &request).await;
+    assert_eq!(raw_status(&response), 200, "{response}");
+    let seen = backend.last();
+    assert_eq!(seen.uri, "/api/app/things?x=1");
+    let values =
+        |name: &str| seen.headers.get_all(name).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(values("x-stagedoor-user"), ["user:default/jane"]);
+    assert_eq!(values("x-stagedoor-ownership"), ["user:default/jane,group:default/team-a"]);
+    for gone in [
+        "x_stagedoor_user",
+        "x_stagedoor_ownership",
+        "x-secret",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "x-http-method-override",
+    ] {
+        assert!(!seen.headers.contains_key(gone), "`{gone}` reached the upstream");
+    }
+    assert_eq!(values("authorization"), [format!("Bearer {token}")]);
+    assert_eq!(values("x-forwarded-for"), ["127.0.0.1"], "an untrusted peer's X-Forwarded-For is replaced");
+    assert_eq!(values("x-forwarded-host"), ["gw.example"]);
+    assert_eq!(values("x-forwarded-proto"), ["http"]);
+    assert_eq!(values("host"), [backend.addr.to_string()]);
+    assert_eq!(seen.method, "GET");
+    assert!(seen.headers.contains_key("x-request-id"));
+}
+
+#[tokio::test]
+async fn public_routes_forward_without_identity_and_strip_spoofed_identity() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let gw = Gateway::start(&yaml(&backend.url(), "5s", "")).await;
+    let response = client()
+        .get(gw.url("/api/app/public"))
+        .header("x-stagedoor-user", "user:default/admin")
+        .header("x-stagedoor-ownership", "group:default/admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = backend.last();
+    assert!(!seen.headers.contains_key("x-stagedoor-user"));
+    assert!(!seen.headers.contains_key("x-stagedoor-ownership"));
+}
+
+#[tokio::test]
+async fn x_forwarded_for_is_appended_for_trusted_proxies() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let gw = Gateway::start(&yaml(&backend.url(), "5s", "trusted_proxies: [127.0.0.0/8]")).await;
+    let response = client()
+        .get(gw.url("/api/app/x"))
+        .bearer_auth(jane())
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = backend.last();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+}
+
+#[tokio::test]
+async fn custom_identity_header_names_are_used_and_their_spoofs_stripped() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let text = yaml(&backend.url(), "5s", "")
+        .replace("identity:\n", "identity:\n  headers: { user: x-auth-user, ownership: x-auth-groups }\n");
+    let gw = Gateway::start(&text).await;
+    let response = client()
+        .get(gw.url("/api/app/x"))
+        .bearer_auth(jane())
+        .header("x-auth-groups", "group:default/admins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = backend.last();
+    assert_eq!(seen.headers["x-auth-user"], "user:default/jane");
+    assert_eq!(seen.headers["x-auth-groups"], "user:default/jane,group:default/team-a");
+    assert!(!seen.headers.contains_key("x-stagedoor-user"));
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_502_and_a_slow_one_504_and_the_gateway_keeps_serving() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let gw = Gateway::start(&yaml(&dead, "5s", "")).await;
+    let message =
+        envelope(client().get(gw.url("/api/app/x")).bearer_auth(jane()).send().await.unwrap(), 502, "BadGatewayError")
+            .await;
+    assert_eq!(message, "upstream `app` is unavailable");
+
+    let slow = Backend::spawn(Behaviour::Slow(Duration::from_secs(5))).await;
+    let gw = Gateway::start(&yaml(&slow.url(), "300ms", "")).await;
+    let started = std::time::Instant::now();
+    let message = envelope(
+        client().get(gw.url("/api/app/x")).bearer_auth(jane()).send().await.unwrap(),
+        504,
+        "GatewayTimeoutError",
+    )
+    .await;
+    assert_eq!(message, "upstream `app` did not answer in time");
+    assert!(started.elapsed() < Duration::from_secs(3), "the timeout applies: {:?}", started.elapsed());
+    // Still serving: the gateway answers the next requests at once, itself or by timing out again.
+    let response = client().get(gw.url("/api/app/x")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let again = std::time::Instant::now();
+    let response = client().get(gw.url("/api/app/public")).send().await.unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(again.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn http2_clients_are_served_and_forwarded_over_http1() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let gw = Gateway::start(&yaml(&backend.url(), "5s", "")).await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = h2.get(gw.url("/api/app/x")).bearer_auth(jane()).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(backend.last().headers["x-stagedoor-user"], "user:default/jane");
+}
