@@ -1,6 +1,8 @@
 //! Authentication end to end: real keys, real JWKS server, real upstream. Every rejection
 //! also proves the upstream was never contacted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on broken fixtures
+
 mod support;
 
 use jsonwebtoken::{Algorithm, Header};

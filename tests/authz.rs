@@ -1,6 +1,8 @@
 //! Authorization end to end: the rule's permission and resource ref go to the policy, and
 //! only ALLOW (or CONDITIONAL on a route that forwards it) reaches the upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on broken fixtures
+
 mod support;
 
 use std::sync::{Arc, Mutex};
@@ -141,9 +143,12 @@ async fn permission_disabled_allows_every_authenticated_request_without_the_poli
 
 /// A Rust integrator's own async policy: records what it was asked, allows only reads of
 /// resources in the `default` namespace.
+/// (permission, resource ref, user, ownership refs) of one question.
+type Asked = (String, Option<String>, String, Vec<String>);
+
 #[derive(Debug, Default)]
 struct NamespacePolicy {
-    asked: Mutex<Vec<(String, Option<String>, String, Vec<String>)>>,
+    asked: Mutex<Vec<Asked>>,
 }
 
 #[async_trait]

@@ -1,5 +1,7 @@
 //! What the upstream receives, and what happens when it fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on broken fixtures
+
 mod support;
 
 use std::time::Duration;

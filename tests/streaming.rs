@@ -2,6 +2,8 @@
 //! process's peak memory growing by anything like that. (Its own test binary, so no other test
 //! shares the process whose peak RSS is measured.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests may panic on broken fixtures
+
 mod support;
 
 use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! Shared test harness: real upstream and JWKS servers on 127.0.0.1 ephemeral ports, real keys
 //! from `tests/fixtures/`, real signed tokens, and the real gateway started from YAML.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;
