@@ -295,3 +295,21 @@ async fn two_authorization_headers_are_refused_with_400() {
     assert!(message.contains("more than one `Authorization` header"), "{message}");
     assert_eq!(backend.hits(), 0);
 }
+
+#[tokio::test]
+async fn a_jwks_that_breaks_later_keeps_cached_keys_working() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let es = Signer::es256("k1");
+    let jwks = JwksServer::spawn(&[&es]).await;
+    let gw = Gateway::start(&yaml(&backend, &jwks_issuer(&jwks, "ES256", ""))).await;
+    let token = es.sign(&claims("user:default/jane", &[]));
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    // The endpoint starts serving garbage; an unknown kid forces a refetch, which fails.
+    jwks.set_raw(json!({"not": "a jwks"}));
+    let stray = Signer::es256_other("k2").sign(&claims("user:default/jane", &[]));
+    assert_eq!(get(&gw, Some(&stray)).await.status(), 401);
+    assert_eq!(jwks.fetches(), 2);
+    // The cached key still verifies.
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    assert_eq!(backend.hits(), 2);
+}

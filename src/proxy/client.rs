@@ -92,3 +92,44 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use http::{Method, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::proxy::Upstream;
+    use crate::routes::{Access, OnConditional, Rule};
+
+    fn route_match(upstream: &str) -> RouteMatch {
+        RouteMatch {
+            rule: Arc::new(Rule {
+                label: "routes[0].rules[0]".into(),
+                template: "/x".into(),
+                access: Access::Public,
+                upstream: Arc::new(Upstream::parse("app", upstream, Duration::from_secs(1)).unwrap()),
+                resource_ref: None,
+                on_conditional: OnConditional::Deny,
+            }),
+            resource_ref: None,
+            forward_path: http::uri::PathAndQuery::from_static("/x"),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_permit_nothing_is_forwarded() {
+        // A listener that counts connections: the proxy must never connect.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut request = Request::builder().method(Method::GET).uri("/x").body(body::empty()).unwrap();
+        request.extensions_mut().insert(route_match(&format!("http://{addr}")));
+        let response = Proxy::new(ForwardSettings::default()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "the proxy connected to the upstream without a permit");
+    }
+}
