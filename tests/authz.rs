@@ -159,8 +159,8 @@ impl PermissionPolicy for NamespacePolicy {
         self.asked.lock().unwrap().push((
             query.permission.name.to_string(),
             query.resource_ref.map(str::to_owned),
-            user.user_entity_ref.clone(),
-            user.ownership_refs.clone(),
+            user.user_entity_ref.to_string(),
+            user.ownership_refs.to_vec(),
         ));
         match query.resource_ref {
             Some(r) if r.contains(":default/") => PolicyDecision::Allow,

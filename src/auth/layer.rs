@@ -72,7 +72,7 @@ where
             let request = &parts;
             match authenticator.authenticate(&parts.headers).await {
                 Ok(principal) => {
-                    tracing::Span::current().record("user", principal.user_entity_ref.as_str());
+                    tracing::Span::current().record("user", &*principal.user_entity_ref);
                     parts.extensions.insert(principal);
                     inner.call(Request::from_parts(parts, body)).await
                 }

@@ -101,7 +101,7 @@ impl Param {
     fn render(&self, principal: &Principal) -> Value {
         match self {
             Self::Fixed(value) => value.clone(),
-            Self::CurrentUser => Value::String(principal.user_entity_ref.clone()),
+            Self::CurrentUser => Value::String(principal.user_entity_ref.to_string()),
             Self::OwnerRefs => Value::Array(principal.ownership_refs.iter().cloned().map(Value::String).collect()),
             Self::List(items) => {
                 let mut out = Vec::with_capacity(items.len() + principal.ownership_refs.len());

@@ -116,7 +116,7 @@ impl YamlPolicy {
     /// Costs lookups for the principal's refs and the roles they are in, never a scan of
     /// every role.
     pub fn decide(&self, permission: &Permission, principal: &Principal) -> PolicyDecision {
-        let refs = principal.ownership_refs.as_slice();
+        let refs = &principal.ownership_refs[..];
         if self.index.is_super_user(refs) {
             return PolicyDecision::Allow;
         }

@@ -88,13 +88,8 @@ impl ForwardSettings {
         }
         self.strip_identity(headers);
         if let Some(principal) = principal {
-            // Claims were checked to hold only entity-ref characters, so these never fail.
-            if let Ok(user) = HeaderValue::from_str(&principal.user_entity_ref) {
-                headers.insert(self.identity.user.clone(), user);
-            }
-            if let Ok(refs) = HeaderValue::from_str(&principal.ownership_refs.join(",")) {
-                headers.insert(self.identity.ownership.clone(), refs);
-            }
+            headers.insert(self.identity.user.clone(), principal.user_header().clone());
+            headers.insert(self.identity.ownership.clone(), principal.ownership_header().clone());
         }
         self.set_forwarded(headers, peer);
     }

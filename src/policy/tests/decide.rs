@@ -247,7 +247,7 @@ fn decision_only_walks_the_principals_roles() {
     }
     let policy = policy(&yaml);
     let u = user("u", &["g42", "g9999"]);
-    assert_eq!(policy.index().roles_of(&u.ownership_refs).count(), 2);
+    assert_eq!(policy.index().roles_of(&u.ownership_refs[..]).count(), 2);
     assert_eq!(kind(&policy.decide(&basic("p42", None), &u)), 'A');
     assert_eq!(kind(&policy.decide(&basic("p9999", None), &u)), 'A');
     assert_eq!(kind(&policy.decide(&basic("p43", None), &u)), 'D');
