@@ -5,6 +5,7 @@
 //! (with `WWW-Authenticate`) for a missing or failing token and 400 for two `Authorization`
 //! headers.
 
+pub mod cache;
 pub mod claims;
 pub mod error;
 pub mod issuer;
@@ -22,6 +23,7 @@ pub use issuer::{Issuer, IssuerSettings, KeySource};
 pub use layer::{Authenticate, AuthenticateLayer};
 
 use crate::identity::Principal;
+use cache::{CacheLimits, CachedToken, TokenCache, token_digest};
 use token::UnverifiedToken;
 
 /// Default limit on the size of a bearer token (Backstage refuses to issue more than 32,768).
@@ -46,12 +48,18 @@ pub enum AuthFailure {
 pub struct Authenticator {
     issuers: Vec<Arc<Issuer>>,
     max_token_bytes: usize,
+    cache: Option<TokenCache>,
 }
 
 impl Authenticator {
-    /// An authenticator over compiled issuers.
-    pub fn new(issuers: Vec<Arc<Issuer>>, max_token_bytes: usize) -> Self {
-        Self { issuers, max_token_bytes }
+    /// An authenticator over compiled issuers, with an empty verified-token cache.
+    pub fn new(issuers: Vec<Arc<Issuer>>, max_token_bytes: usize, cache: CacheLimits) -> Self {
+        Self { issuers, max_token_bytes, cache: TokenCache::new(cache) }
+    }
+
+    /// The verified-token cache, if enabled.
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.cache.as_ref()
     }
 
     /// The issuers.
@@ -84,27 +92,45 @@ impl Authenticator {
         Ok(self.verify(raw).await?)
     }
 
-    /// Verifies one token: pick the issuer by `iss` (or try issuers without `issuer:` in
-    /// order), check the algorithm, find the key (refetching the JWKS once for an unknown
-    /// `kid`), verify signature and claims.
+    /// Verifies one token, answering from the verified-token cache when it can.
     pub async fn verify(&self, raw: &str) -> Result<Principal, AuthError> {
         if raw.len() > self.max_token_bytes {
             return Err(AuthError::TooLarge { size: raw.len(), limit: self.max_token_bytes });
         }
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(raw).await.map(|entry| entry.principal);
+        };
+        let digest = token_digest(raw);
+        cache.get_or_verify(&digest, |entry| self.is_current(entry), self.verify_uncached(raw)).await
+    }
+
+    /// A cached entry is used only before its `exp` and while its key is still published.
+    fn is_current(&self, entry: &CachedToken) -> bool {
+        jsonwebtoken::get_current_timestamp() < entry.expires_at
+            && self.issuers.get(entry.issuer).is_some_and(|issuer| issuer.still_publishes(entry.kid.as_deref()))
+    }
+
+    /// Verifies one token: pick the issuer by `iss` (or try issuers without `issuer:` in
+    /// order), check the algorithm, find the key (refetching the JWKS once for an unknown
+    /// `kid`), verify signature and claims.
+    pub async fn verify_uncached(&self, raw: &str) -> Result<CachedToken, AuthError> {
         let token = UnverifiedToken::parse(raw)?;
         let claimed = if self.issuers.iter().any(|i| i.iss().is_some()) { token.claimed_issuer()? } else { None };
         let by_iss = claimed.as_deref().and_then(|iss| self.issuers.iter().find(|i| i.iss() == Some(iss)));
-        let candidates: Vec<&Arc<Issuer>> = match by_iss {
-            Some(issuer) => vec![issuer],
-            None => self.issuers.iter().filter(|i| i.iss().is_none()).collect(),
+        let candidates: Vec<(usize, &Arc<Issuer>)> = match by_iss {
+            Some(issuer) => self.issuers.iter().enumerate().filter(|(_, i)| Arc::ptr_eq(i, issuer)).collect(),
+            None => self.issuers.iter().enumerate().filter(|(_, i)| i.iss().is_none()).collect(),
         };
         if candidates.is_empty() {
             return Err(AuthError::UnknownIssuer(claimed.as_deref().map(keys::truncate).unwrap_or_default()));
         }
         let mut last = None;
-        for issuer in candidates {
+        for (index, issuer) in candidates {
             match verify_with(issuer, &token).await {
-                Ok(principal) => return Ok(principal),
+                Ok((principal, exp)) => {
+                    let expires_at = exp.unwrap_or(u64::MAX);
+                    return Ok(CachedToken::new(principal, expires_at, index, token.header.kid.as_deref()));
+                }
                 Err(err) => last = Some(err),
             }
         }
@@ -112,7 +138,7 @@ impl Authenticator {
     }
 }
 
-async fn verify_with(issuer: &Issuer, token: &UnverifiedToken<'_>) -> Result<Principal, AuthError> {
+async fn verify_with(issuer: &Issuer, token: &UnverifiedToken<'_>) -> Result<(Principal, Option<u64>), AuthError> {
     match &issuer.keys {
         KeySource::Static(ring) => issuer.verify(token, ring),
         KeySource::Jwks(cache) => {

@@ -313,3 +313,52 @@ async fn a_jwks_that_breaks_later_keeps_cached_keys_working() {
     assert_eq!(get(&gw, Some(&token)).await.status(), 200);
     assert_eq!(backend.hits(), 2);
 }
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let es = Signer::es256("k1");
+    let jwks = JwksServer::spawn(&[&es]).await;
+    let gw = Gateway::start(&yaml(&backend, &jwks_issuer(&jwks, "ES256", ", leeway: 1s"))).await;
+    let mut c = claims("user:default/jane", &[]);
+    c["exp"] = json!(now() + 2);
+    let token = es.sign(&c);
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200, "served from the cache");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_401_after(&gw, &backend, &token, "token expired", 2).await;
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let (old, new) = (Signer::es256("old"), Signer::es256_other("new"));
+    let jwks = JwksServer::spawn(&[&old]).await;
+    let gw = Gateway::start(&yaml(&backend, &jwks_issuer(&jwks, "ES256", ""))).await;
+    let token = old.sign(&claims("user:default/jane", &[]));
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    // The issuer withdraws the old key; a token with the new kid makes the gateway refetch.
+    jwks.set(&[&new]);
+    assert_eq!(get(&gw, Some(&new.sign(&claims("user:default/kim", &[])))).await.status(), 200);
+    assert_401_after(&gw, &backend, &token, "no key with id `old`", 2).await;
+}
+
+#[tokio::test]
+async fn a_reload_flushes_the_token_cache() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let issuer = "    - { name: local, secret_env: SECRET_ENV, algorithms: [HS256] }";
+    let gw = Gateway::start(&yaml(&backend, issuer)).await;
+    let token = Signer::hs256(SECRET).sign(&claims("user:default/jane", &[]));
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    // The new config trusts a different secret: the cached verification must not survive.
+    let rotated = "0123456789abcdef0123456789abcdef-rotated";
+    let text = yaml(&backend, "    - { name: local, secret_env: ROTATED, algorithms: [HS256] }");
+    let path = gw.dir.path().join("gateway.yaml");
+    let config =
+        stagedoor::config::Config::from_yaml(&text, &path, |name| (name == "ROTATED").then(|| rotated.to_string()))
+            .unwrap();
+    gw.running.gateway.reload(&config).await;
+    assert_401_after(&gw, &backend, &token, "signature verification failed", 1).await;
+    let fresh = Signer::hs256(rotated).sign(&claims("user:default/jane", &[]));
+    assert_eq!(get(&gw, Some(&fresh)).await.status(), 200);
+}

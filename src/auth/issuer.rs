@@ -105,6 +105,14 @@ impl Issuer {
         &self.settings.name
     }
 
+    /// True when the key named `kid` is still published (always true for static keys).
+    pub fn still_publishes(&self, kid: Option<&str>) -> bool {
+        match &self.keys {
+            KeySource::Static(_) => true,
+            KeySource::Jwks(cache) => cache.current().knows(kid),
+        }
+    }
+
     /// Expected `iss`, if configured.
     pub fn iss(&self) -> Option<&str> {
         self.settings.iss.as_deref()
@@ -123,7 +131,8 @@ impl Issuer {
     }
 
     /// Verifies the token with keys in hand and reads the principal.
-    pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<Principal, AuthError> {
+    /// Returns the principal and the token's `exp`.
+    pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<(Principal, Option<u64>), AuthError> {
         let alg = self.check_algorithm(token)?;
         let validation = self
             .validations
@@ -157,7 +166,10 @@ impl Issuer {
                 continue;
             }
             match jsonwebtoken::decode::<Value>(token.raw, &key.decoding, validation) {
-                Ok(data) => return self.principal(&data.claims),
+                Ok(data) => {
+                    let expires_at = data.claims.get("exp").and_then(Value::as_u64);
+                    return Ok((self.principal(&data.claims)?, expires_at));
+                }
                 Err(err) => {
                     last = map_error(err.kind());
                     if !matches!(last, AuthError::BadSignature) || candidates.as_slice().len() == 1 {

@@ -10,6 +10,7 @@ use http::{HeaderName, Method, Uri};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::{Config, ConfigError, Problem, Summary, raw};
+use crate::auth::cache::CacheLimits;
 use crate::auth::claims::ClaimPath;
 use crate::auth::jwks::{JwksCache, JwksTiming};
 use crate::auth::keys::{Key, KeyRing};
@@ -71,8 +72,13 @@ pub(super) fn gateway(
 
     let identity = identity_headers(&mut problems, &raw.identity.headers);
     let (issuers, issuer_lines) = issuers(&mut problems, raw.identity.issuers, base, env);
-    let authenticator =
-        Arc::new(Authenticator::new(issuers, raw.identity.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES)));
+    let defaults = CacheLimits::default();
+    let cache = CacheLimits {
+        max_entries: raw.identity.token_cache.max_entries.unwrap_or(defaults.max_entries),
+        max_bytes: raw.identity.token_cache.max_bytes.unwrap_or(defaults.max_bytes),
+    };
+    let max_token_bytes = raw.identity.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES);
+    let authenticator = Arc::new(Authenticator::new(issuers, max_token_bytes, cache));
 
     let mut upstream_lines = Vec::new();
     let mut upstreams: BTreeMap<String, Arc<Upstream>> = BTreeMap::new();

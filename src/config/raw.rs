@@ -55,6 +55,15 @@ pub(super) struct Identity {
     #[serde(default)]
     pub(super) headers: IdentityHeaders,
     pub(super) max_token_bytes: Option<usize>,
+    #[serde(default)]
+    pub(super) token_cache: TokenCache,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenCache {
+    pub(super) max_entries: Option<usize>,
+    pub(super) max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
