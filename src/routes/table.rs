@@ -1,9 +1,13 @@
 //! The route table: (method, normalized path) → one rule, compiled once into radix trees.
 //!
-//! One `matchit` tree per HTTP method, so a lookup costs one tree walk whatever the number of
-//! rules, and a rule that does not allow the method can never shadow one that does.
-//! Specificity is matchit's: comparing segment by segment from the left, a static segment
-//! beats a `{param}`, which beats a `{*catch_all}`; the order of rules in the file never matters.
+//! Per HTTP method, two `matchit` radix trees: one for exact templates (static segments and
+//! `{param}`s) and one for templates ending in a `{*catch_all}`. A lookup costs at most two
+//! tree walks whatever the number of rules, and a rule that does not allow the method can
+//! never shadow one that does.
+//!
+//! Specificity: an exact template always beats a catch-all; within a tree, comparing segment
+//! by segment from the left, a static segment beats a `{param}` (and a longer static prefix
+//! beats a shorter one among catch-alls). The order of rules in the file never matters.
 //! `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template.
 
 use std::collections::HashMap;
@@ -82,10 +86,28 @@ pub struct Found<'t, 'p> {
     pub params: matchit::Params<'t, 'p>,
 }
 
+/// The two trees of one method.
+#[derive(Debug, Default)]
+struct Trees {
+    exact: Router<Arc<Rule>>,
+    catch_all: Router<Arc<Rule>>,
+}
+
+impl Trees {
+    fn insert(&mut self, rule: &Arc<Rule>) -> Result<(), matchit::InsertError> {
+        let tree = if rule.template.contains("{*") { &mut self.catch_all } else { &mut self.exact };
+        tree.insert(rule.template.to_string(), rule.clone())
+    }
+
+    fn at<'t, 'p>(&'t self, path: &'p str) -> Option<matchit::Match<'t, 'p, &'t Arc<Rule>>> {
+        self.exact.at(path).or_else(|_| self.catch_all.at(path)).ok()
+    }
+}
+
 /// The compiled route table.
 #[derive(Debug)]
 pub struct RouteTable {
-    trees: Vec<Router<Arc<Rule>>>,
+    trees: Vec<Trees>,
     unmatched: Router<Arc<Rule>>,
     rule_count: usize,
     needs_tokens: bool,
@@ -99,7 +121,7 @@ impl RouteTable {
         unmatched: Unmatched,
     ) -> Result<Self, Vec<TableProblem>> {
         let mut problems = Vec::new();
-        let mut trees: Vec<Router<Arc<Rule>>> = (0..=OTHER).map(|_| Router::new()).collect();
+        let mut trees: Vec<Trees> = (0..=OTHER).map(|_| Trees::default()).collect();
         // Which rule owns each (method, template), to name both sides of a duplicate.
         let mut owners: HashMap<(usize, Arc<str>), Arc<str>> = HashMap::new();
         let rule_count = rules.len();
@@ -123,7 +145,7 @@ impl RouteTable {
                     });
                     continue;
                 }
-                if let Err(err) = trees[slot].insert(&*spec.rule.template, spec.rule.clone()) {
+                if let Err(err) = trees[slot].insert(&spec.rule) {
                     problems.push(TableProblem {
                         label: spec.rule.label.to_string(),
                         message: format!("path `{}` cannot be added: {err}", spec.rule.template),
@@ -132,18 +154,28 @@ impl RouteTable {
                 }
                 owners.insert(key, spec.rule.label.clone());
             }
+            let get = (method_slot(&Method::GET), spec.rule.template.clone());
             let lists_get = spec.methods.as_ref().is_some_and(|m| m.contains(&Method::GET));
-            if lists_get {
+            // Only a GET rule that made it into the table lends itself to HEAD.
+            if lists_get && owners.get(&get) == Some(&spec.rule.label) {
                 implicit_head.push(spec.rule.clone());
             }
         }
-        // HEAD follows GET unless HEAD is configured for the same template.
+        // HEAD follows GET unless HEAD is configured for the same template. Any other conflict
+        // is a config error: silently dropping the copy would let another HEAD rule decide.
         let head = method_slot(&Method::HEAD);
         for rule in implicit_head {
-            if !owners.contains_key(&(head, rule.template.clone())) {
-                // A conflict here means an explicit HEAD rule already covers this shape.
-                let template = rule.template.to_string();
-                let _ = trees[head].insert(template, rule);
+            if owners.contains_key(&(head, rule.template.clone())) {
+                continue;
+            }
+            if let Err(err) = trees[head].insert(&rule) {
+                problems.push(TableProblem {
+                    label: rule.label.to_string(),
+                    message: format!(
+                        "`{}` for HEAD (which follows GET) conflicts with a HEAD rule: {err}; list HEAD on one of them explicitly",
+                        rule.template
+                    ),
+                });
             }
         }
         let unmatched_tree = build_unmatched(prefixes, unmatched, &mut problems);
@@ -156,10 +188,9 @@ impl RouteTable {
 
     /// Finds the rule for a method and a normalized path.
     pub fn find<'t, 'p>(&'t self, method: &Method, path: &'p str) -> Option<Found<'t, 'p>> {
-        let tree = &self.trees[method_slot(method)];
-        match tree.at(path) {
-            Ok(found) => Some(Found { rule: found.value, params: found.params }),
-            Err(_) => {
+        match self.trees[method_slot(method)].at(path) {
+            Some(found) => Some(Found { rule: found.value, params: found.params }),
+            None => {
                 self.unmatched.at(path).ok().map(|found| Found { rule: found.value, params: matchit::Params::new() })
             }
         }

@@ -120,3 +120,33 @@ fn unmatched_requests_reach_their_prefix_only_when_configured() {
     let authenticated = RouteTable::build(rules(), prefixes(), Unmatched::Authenticated).unwrap();
     assert_eq!(authenticated.find(&Method::GET, "/api/catalog/x").unwrap().rule.access, Access::Authenticated);
 }
+
+#[test]
+fn an_exact_template_beats_a_catch_all_at_the_same_segment() {
+    let table = table(vec![
+        rule("catch-all", "/things/{*rest}", Some(&[Method::GET])),
+        rule("param", "/things/{id}", Some(&[Method::GET])),
+    ]);
+    assert_eq!(found(&table, Method::GET, "/things/1").as_deref(), Some("param"));
+    assert_eq!(found(&table, Method::GET, "/things/1/more").as_deref(), Some("catch-all"));
+}
+
+#[test]
+fn head_never_silently_loses_the_get_rule() {
+    // A public HEAD catch-all must not decide HEAD for a protected GET path.
+    let table = table(vec![
+        rule("get", "/x/{id}", Some(&[Method::GET])),
+        rule("head-catch-all", "/x/{*rest}", Some(&[Method::HEAD])),
+    ]);
+    assert_eq!(found(&table, Method::HEAD, "/x/1").as_deref(), Some("get"));
+    // When the GET rule cannot follow into HEAD, the config is refused, never served.
+    let problems = RouteTable::build(
+        vec![rule("get", "/y/{id}", Some(&[Method::GET])), rule("head", "/y/{other}", Some(&[Method::HEAD]))],
+        Vec::new(),
+        Unmatched::Deny,
+    )
+    .unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].label, "get");
+    assert!(problems[0].message.contains("for HEAD (which follows GET) conflicts"), "{}", problems[0].message);
+}
