@@ -35,22 +35,25 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A config with `n` routes of four rules each (`n` rules in all when n < 4).
 fn routes_config(n: usize) -> Config {
-    let mut yaml = String::from("upstreams:\n  app: { url: \"http://127.0.0.1:9\" }\nroutes:\n");
+    let mut yaml = String::from(
+        "identity:\n  issuers:\n    - { name: bench, secret_env: S, algorithms: [HS256] }\nupstreams:\n  app: { url: \"http://127.0.0.1:9\" }\nroutes:\n",
+    );
     for i in 0..n.div_ceil(4) {
         yaml.push_str(&format!(
             "  - prefix: /api/svc{i}\n    upstream: app\n    rules:\n      - {{ path: /health, public: true }}\n      - {{ methods: [GET], path: \"/entities/by-name/{{kind}}/{{namespace}}/{{name}}\", permission: svc{i}.entity.read, action: read, resource_type: svc{i}-entity, resource_ref: \"{{kind}}:{{namespace}}/{{name}}\" }}\n      - {{ methods: [DELETE], path: \"/entities/by-uid/{{uid}}\", permission: svc{i}.entity.delete, action: delete, resource_type: svc{i}-entity }}\n      - {{ methods: [GET], path: \"/{{*rest}}\", public: true }}\n"
         ));
     }
-    Config::from_yaml(&yaml, Path::new("bench.yaml"), |_| None).expect("bench config")
+    Config::from_yaml(&yaml, Path::new("bench.yaml"), |_| Some("0123456789abcdef0123456789abcdef".into()))
+        .expect("bench config")
 }
 
-/// A policy with `n` roles: allow, deny and conditional entries, three members each.
+/// A policy with `n` roles: allow, deny and conditional entries, three members each; the
+/// benchmarked principal is in two of them whatever `n` is.
 fn policy(n: usize) -> YamlPolicy {
     let mut yaml = String::from("super_users: [group:default/admins]\nroles:\n");
     for i in 0..n {
         yaml.push_str(&format!(
-            "  - name: role:default/r{i}\n    members: [group:default/g{i}, group:default/h{}, user:default/u{i}]\n    allow:\n      - permission: svc{i}.entity.read\n      - resource_type: svc{i}-entity\n        actions: [update, delete]\n        conditions:\n          anyOf:\n            - rule: IS_ENTITY_OWNER\n              params: {{ claims: [$ownerRefs] }}\n    deny:\n      - permission: svc{i}.location.create\n",
-            i % 97
+            "  - name: role:default/r{i}\n    members: [group:default/g{i}, group:default/h{i}, user:default/u{i}]\n    allow:\n      - permission: svc{i}.entity.read\n      - resource_type: svc{i}-entity\n        actions: [update, delete]\n        conditions:\n          anyOf:\n            - rule: IS_ENTITY_OWNER\n              params: {{ claims: [$ownerRefs] }}\n    deny:\n      - permission: svc{i}.location.create\n",
         ));
     }
     YamlPolicy::from_yaml(&yaml, Path::new("bench-policy.yaml")).expect("bench policy")
