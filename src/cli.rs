@@ -155,7 +155,13 @@ async fn serve(config: Config, path: PathBuf) -> ExitCode {
         }
     };
     tracing::info!(listen = %config.listen, config = %path.display(), "stagedoor serving");
-    let gateway = Gateway::new(&config).await;
+    let gateway = match Gateway::new(&config).await {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            eprintln!("cannot start: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let reloader = tokio::spawn(reload_on_sighup(gateway.clone(), path, config.listen));
     gateway.serve(listener, config.shutdown_grace, shutdown_signal()).await;
     reloader.abort();
@@ -172,7 +178,9 @@ async fn reload_on_sighup(gateway: Gateway, path: PathBuf, listen: std::net::Soc
                 if config.listen != listen {
                     tracing::warn!(old = %listen, new = %config.listen, "server.listen changes need a restart; keeping the old address");
                 }
-                gateway.reload(&config).await;
+                if let Err(err) = gateway.reload(&config).await {
+                    tracing::error!(error = %err, "reload refused; the previous configuration keeps running");
+                }
             }
             Err(err) => tracing::error!(error = %err, "reload refused; the previous configuration keeps running"),
         }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::connection::Limits;
 use crate::policy::{PermissionPolicy, PolicyFileError};
 use crate::proxy::ForwardSettings;
 use crate::routes::{RouteTable, Unmatched};
@@ -42,6 +43,8 @@ pub struct Config {
     pub policy: Arc<dyn PermissionPolicy>,
     /// How requests are rewritten when forwarded.
     pub forward: ForwardSettings,
+    /// Connection and request limits.
+    pub limits: Limits,
     /// A human summary for `stagedoor check`.
     pub summary: Summary,
 }

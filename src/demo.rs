@@ -74,7 +74,13 @@ async fn start(config_path: PathBuf) -> Result<ExitCode, DemoError> {
         }
     };
     let listener = TcpListener::bind(config.listen).await.map_err(|e| DemoError::Bind(config.listen.to_string(), e))?;
-    let gateway = Gateway::new(&config).await;
+    let gateway = match Gateway::new(&config).await {
+        Ok(gateway) => gateway,
+        Err(err) => {
+            eprintln!("demo failed: {err}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     print_instructions(&config, &minter)?;
     gateway.serve(listener, config.shutdown_grace, crate::cli::shutdown_signal()).await;
     Ok(ExitCode::SUCCESS)

@@ -25,6 +25,9 @@ pub enum Rejection {
     /// The policy denied the permission.
     #[error("{0}")]
     Forbidden(String),
+    /// The request body is larger than the rule allows.
+    #[error("request body exceeds the limit{}", .0.map(|limit| format!(" of {limit} bytes")).unwrap_or_default())]
+    PayloadTooLarge(Option<u64>),
     /// No route rule matched and the unmatched policy refuses it.
     #[error("no route rule matches `{method} {path}`")]
     NoRoute {
@@ -52,6 +55,7 @@ impl Rejection {
             Rejection::MissingToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
             Rejection::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Rejection::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Rejection::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -65,6 +69,7 @@ impl Rejection {
             Rejection::MissingToken | Rejection::InvalidToken(_) => "AuthenticationError",
             Rejection::Forbidden(_) => "NotAllowedError",
             Rejection::NoRoute { .. } => "NotFoundError",
+            Rejection::PayloadTooLarge(_) => "PayloadTooLargeError",
             Rejection::BadGateway(_) => "BadGatewayError",
             Rejection::GatewayTimeout(_) => "GatewayTimeoutError",
             Rejection::Internal => "Error",

@@ -70,6 +70,7 @@ fn classify(err: &(dyn std::error::Error + 'static)) -> Rejection {
     match err.downcast_ref::<ProxyError>() {
         Some(proxy) if proxy.is_timeout() => Rejection::GatewayTimeout(proxy.upstream().to_owned()),
         Some(proxy) if proxy.is_internal() => Rejection::Internal,
+        Some(proxy) if proxy.is_body_too_large() => Rejection::PayloadTooLarge(None),
         Some(proxy) => Rejection::BadGateway(proxy.upstream().to_owned()),
         None => Rejection::Internal,
     }

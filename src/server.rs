@@ -15,6 +15,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
@@ -22,7 +23,7 @@ use tower::util::BoxCloneSyncService;
 use crate::auth::KeySource;
 use crate::body::Body;
 use crate::config::Config;
-use crate::connection::PeerAddr;
+use crate::connection::{Limits, PeerAddr};
 
 /// The assembled middleware stack, as handed to hyper.
 pub type App = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
@@ -38,6 +39,7 @@ struct Generation {
 pub struct Gateway {
     current: Arc<ArcSwap<App>>,
     tasks: Arc<std::sync::Mutex<JoinSet<()>>>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -46,36 +48,57 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-async fn start(config: &Config) -> Generation {
+/// Why a configuration could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An issuer with `jwks_required_at_start: true` could not fetch its keys.
+    #[error("issuer `{issuer}`: JWKS required at start but not available: {source}")]
+    JwksRequired {
+        /// The issuer.
+        issuer: String,
+        /// Why the fetch failed.
+        source: crate::auth::jwks::FetchError,
+    },
+}
+
+async fn start(config: &Config) -> Result<Generation, StartError> {
     let mut tasks = JoinSet::new();
     for issuer in config.authenticator.issuers() {
         if let KeySource::Jwks(cache) = &issuer.keys {
             // Fetch once before serving so the first requests find keys; a failure is logged
-            // and retried in the background (the gateway starts anyway).
+            // and retried in the background (the gateway starts anyway unless told not to).
             let loaded = cache.refresh().await;
-            if let Err(err) = &loaded {
+            if let Err(err) = loaded {
+                if cache.timing().required_at_start {
+                    return Err(StartError::JwksRequired { issuer: issuer.name().to_string(), source: err });
+                }
                 tracing::warn!(issuer = &**issuer.name(), error = %err, "JWKS not available at start; retrying in the background");
+                tasks.spawn(cache.clone().run(false));
+            } else {
+                tasks.spawn(cache.clone().run(true));
             }
-            tasks.spawn(cache.clone().run(loaded.is_ok()));
         }
     }
-    Generation { app: crate::app(config), tasks }
+    Ok(Generation { app: crate::app(config), tasks })
 }
 
 impl Gateway {
     /// Prepares a gateway for `config` (fetches JWKS keys, starts refreshers).
-    pub async fn new(config: &Config) -> Self {
-        let generation = start(config).await;
-        Self {
+    pub async fn new(config: &Config) -> Result<Self, StartError> {
+        let generation = start(config).await?;
+        Ok(Self {
             current: Arc::new(ArcSwap::from_pointee(generation.app)),
             tasks: Arc::new(std::sync::Mutex::new(generation.tasks)),
-        }
+            limits: config.limits,
+        })
     }
 
     /// Replaces the running configuration; requests already in flight finish on the old one.
-    /// The caller loads and validates the new config first, so a bad file never gets here.
-    pub async fn reload(&self, config: &Config) {
-        let generation = start(config).await;
+    /// The caller loads and validates the new config first, so a bad file never gets here; a
+    /// config whose required JWKS is unavailable is refused and the old one keeps running.
+    /// Listener and connection limits (`server.*`) need a restart to change.
+    pub async fn reload(&self, config: &Config) -> Result<(), StartError> {
+        let generation = start(config).await?;
         self.current.store(Arc::new(generation.app));
         let old = match self.tasks.lock() {
             Ok(mut tasks) => std::mem::replace(&mut *tasks, generation.tasks),
@@ -83,17 +106,40 @@ impl Gateway {
         };
         drop(old); // aborts the old refreshers
         tracing::info!(config = %config.source.display(), "configuration reloaded");
+        Ok(())
     }
 
     /// Serves connections from `listener` until `shutdown` completes, then drains for at most
     /// `grace`.
     pub async fn serve(self, listener: TcpListener, grace: Duration, shutdown: impl Future<Output = ()>) {
+        let limits = self.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).keep_alive(true);
-        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
         let graceful = GracefulShutdown::new();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
         tokio::pin!(shutdown);
         loop {
+            // At the connection limit, stop accepting: new clients wait in the listen backlog.
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -119,6 +165,7 @@ impl Gateway {
                 if let Err(err) = connection.await {
                     tracing::debug!(error = %err, %peer, "connection ended with an error");
                 }
+                drop(permit);
             });
         }
         tracing::info!("shutting down: draining in-flight requests");
@@ -145,7 +192,7 @@ impl Running {
     pub async fn spawn(config: &Config, addr: SocketAddr) -> std::io::Result<Running> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let gateway = Gateway::new(config).await;
+        let gateway = Gateway::new(config).await.map_err(std::io::Error::other)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let grace = config.shutdown_grace;
         let task = tokio::spawn(gateway.clone().serve(listener, grace, async move {

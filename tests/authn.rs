@@ -321,11 +321,12 @@ async fn a_cached_token_is_refused_once_it_expires() {
     let jwks = JwksServer::spawn(&[&es]).await;
     let gw = Gateway::start(&yaml(&backend, &jwks_issuer(&jwks, "ES256", ", leeway: 1s"))).await;
     let mut c = claims("user:default/jane", &[]);
-    c["exp"] = json!(now() + 2);
+    c["exp"] = json!(now() + 1);
     let token = es.sign(&c);
     assert_eq!(get(&gw, Some(&token)).await.status(), 200);
     assert_eq!(get(&gw, Some(&token)).await.status(), 200, "served from the cache");
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    // Whole seconds: after 3.1 s the clock is past `exp` plus the 1 s leeway.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_401_after(&gw, &backend, &token, "token expired", 2).await;
 }
 
@@ -357,7 +358,7 @@ async fn a_reload_flushes_the_token_cache() {
     let config =
         stagedoor::config::Config::from_yaml(&text, &path, |name| (name == "ROTATED").then(|| rotated.to_string()))
             .unwrap();
-    gw.running.gateway.reload(&config).await;
+    gw.running.gateway.reload(&config).await.unwrap();
     assert_401_after(&gw, &backend, &token, "signature verification failed", 1).await;
     let fresh = Signer::hs256(rotated).sign(&claims("user:default/jane", &[]));
     assert_eq!(get(&gw, Some(&fresh)).await.status(), 200);

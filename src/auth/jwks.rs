@@ -25,6 +25,8 @@ pub struct JwksTiming {
     pub unknown_kid_wait: Duration,
     /// Period of the background refresh (5 min).
     pub refresh_interval: Duration,
+    /// Refuse to start (or reload) when the first fetch fails (off).
+    pub required_at_start: bool,
 }
 
 impl Default for JwksTiming {
@@ -33,6 +35,7 @@ impl Default for JwksTiming {
             min_refetch_interval: Duration::from_secs(10),
             unknown_kid_wait: Duration::from_secs(2),
             refresh_interval: Duration::from_secs(300),
+            required_at_start: false,
         }
     }
 }

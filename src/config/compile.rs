@@ -15,6 +15,7 @@ use crate::auth::claims::ClaimPath;
 use crate::auth::jwks::{JwksCache, JwksTiming};
 use crate::auth::keys::{Key, KeyRing};
 use crate::auth::{Authenticator, DEFAULT_MAX_TOKEN_BYTES, Issuer, IssuerSettings, KeySource};
+use crate::connection::Limits;
 use crate::policy::{Action, AllowAllPolicy, Permission, PermissionPolicy, YamlPolicy};
 use crate::proxy::upstream::DEFAULT_TIMEOUT;
 use crate::proxy::{ForwardSettings, IdentityHeaders, Upstream};
@@ -104,7 +105,8 @@ pub(super) fn gateway(
         Some(raw::Unmatched::Allow) => Unmatched::Allow,
         Some(raw::Unmatched::Authenticated) => Unmatched::Authenticated,
     };
-    let (routes, rule_lines) = routes(&mut problems, raw.routes, &upstreams, unmatched);
+    let limits = limits(&mut problems, &raw.server.limits);
+    let (routes, rule_lines) = routes(&mut problems, raw.routes, &upstreams, unmatched, &limits);
     if authenticator.issuers().is_empty() && needs_tokens(&routes, unmatched) {
         problems.add("identity.issuers", "routes need tokens, but no issuer is configured to verify them");
     }
@@ -144,8 +146,55 @@ pub(super) fn gateway(
         routes: Arc::new(routes),
         policy,
         forward: ForwardSettings { identity, trusted_proxies },
+        limits,
         summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
     })
+}
+
+fn limits(problems: &mut Problems, raw: &raw::Limits) -> Limits {
+    let defaults = Limits::default();
+    let header_read_timeout = duration(
+        problems,
+        "server.limits.header_read_timeout",
+        raw.header_read_timeout.as_deref(),
+        defaults.header_read_timeout.as_secs(),
+    );
+    let max_header_bytes = raw.max_header_bytes.unwrap_or(defaults.max_header_bytes);
+    if max_header_bytes < 8192 {
+        problems.add("server.limits.max_header_bytes", format!("expected at least 8192, got {max_header_bytes}"));
+    }
+    let positive = |problems: &mut Problems, key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => {
+            problems.add(key, "expected at least 1");
+            default
+        }
+        Some(value) => value,
+        None => default,
+    };
+    Limits {
+        header_read_timeout,
+        max_header_bytes,
+        max_headers: positive(problems, "server.limits.max_headers", raw.max_headers, defaults.max_headers),
+        // 0 means unlimited.
+        max_body_bytes: match raw.max_body_bytes {
+            Some(0) => None,
+            Some(limit) => Some(limit),
+            None => defaults.max_body_bytes,
+        },
+        max_connections: positive(
+            problems,
+            "server.limits.max_connections",
+            raw.max_connections,
+            defaults.max_connections,
+        ),
+        http2_max_concurrent_streams: raw.http2_max_concurrent_streams.unwrap_or(defaults.http2_max_concurrent_streams),
+        http2_max_pending_accept_reset_streams: raw
+            .http2_max_pending_accept_reset_streams
+            .unwrap_or(defaults.http2_max_pending_accept_reset_streams),
+        http2_max_local_error_reset_streams: raw
+            .http2_max_local_error_reset_streams
+            .unwrap_or(defaults.http2_max_local_error_reset_streams),
+    }
 }
 
 fn needs_tokens(routes: &Option<RouteTable>, unmatched: Unmatched) -> bool {
@@ -210,7 +259,30 @@ fn issuers(
         let keys = if let Some(url) = &issuer.jwks_url {
             match url.parse::<Uri>() {
                 Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
-                    KeySource::Jwks(Arc::new(JwksCache::new(name.clone(), uri, JwksTiming::default())))
+                    let defaults = JwksTiming::default();
+                    let secs = |d: std::time::Duration| d.as_secs_f64().ceil() as u64;
+                    let timing = JwksTiming {
+                        refresh_interval: duration(
+                            problems,
+                            &format!("{key}.jwks_refresh_interval"),
+                            issuer.jwks_refresh_interval.as_deref(),
+                            secs(defaults.refresh_interval),
+                        ),
+                        unknown_kid_wait: duration(
+                            problems,
+                            &format!("{key}.jwks_unknown_kid_wait"),
+                            issuer.jwks_unknown_kid_wait.as_deref(),
+                            secs(defaults.unknown_kid_wait),
+                        ),
+                        min_refetch_interval: duration(
+                            problems,
+                            &format!("{key}.jwks_min_refetch_interval"),
+                            issuer.jwks_min_refetch_interval.as_deref(),
+                            secs(defaults.min_refetch_interval),
+                        ),
+                        required_at_start: issuer.jwks_required_at_start,
+                    };
+                    KeySource::Jwks(Arc::new(JwksCache::new(name.clone(), uri, timing)))
                 }
                 _ => {
                     problems.add(format!("{key}.jwks_url"), format!("expected an `http://` URL, got `{url}`"));
@@ -361,6 +433,7 @@ fn routes(
     raw: Vec<raw::Route>,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     unmatched: Unmatched,
+    limits: &Limits,
 ) -> (Option<RouteTable>, Vec<String>) {
     let mut specs = Vec::new();
     let mut prefixes = Vec::new();
@@ -386,11 +459,16 @@ fn routes(
         if !prefix_ok {
             continue;
         }
-        prefixes.push(PrefixSpec { prefix: route.prefix.clone(), upstream: upstream.clone() });
+        prefixes.push(PrefixSpec {
+            prefix: route.prefix.clone(),
+            upstream: upstream.clone(),
+            max_body_bytes: limits.max_body_bytes,
+            pass_preflight: matches!(route.cors_preflight, Some(raw::CorsPreflight::Pass)),
+        });
         let root = if route.prefix == "/" { "" } else { route.prefix.as_str() };
         for (i, rule) in route.rules.into_iter().enumerate() {
             let rule_key = format!("{key}.rules[{i}]");
-            if let Some(spec) = compile_rule(problems, &rule_key, rule, root, upstream) {
+            if let Some(spec) = compile_rule(problems, &rule_key, rule, root, upstream, limits) {
                 lines.push(format!(
                     "{:<8} {} → {} [{}]",
                     spec.methods.as_ref().map_or("ANY".to_owned(), |m| m
@@ -442,6 +520,7 @@ fn compile_rule(
     rule: raw::Rule,
     root: &str,
     upstream: &Arc<Upstream>,
+    limits: &Limits,
 ) -> Option<RuleSpec> {
     let before = problems.0.len();
     let methods = rule.methods.as_ref().map(|methods| {
@@ -505,6 +584,7 @@ fn compile_rule(
                 Some(raw::OnConditional::Forward) => OnConditional::Forward,
                 _ => OnConditional::Deny,
             },
+            max_body_bytes: rule.max_body_bytes.or(limits.max_body_bytes),
         }),
     })
 }

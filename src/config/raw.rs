@@ -30,6 +30,21 @@ pub(super) struct Server {
     pub(super) shutdown_grace: Option<String>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub(super) limits: Limits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Limits {
+    pub(super) header_read_timeout: Option<String>,
+    pub(super) max_header_bytes: Option<usize>,
+    pub(super) max_headers: Option<usize>,
+    pub(super) max_body_bytes: Option<u64>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) http2_max_concurrent_streams: Option<u32>,
+    pub(super) http2_max_pending_accept_reset_streams: Option<usize>,
+    pub(super) http2_max_local_error_reset_streams: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +105,11 @@ pub(super) struct Issuer {
     #[serde(default)]
     pub(super) insecure_allow_missing_exp: bool,
     pub(super) max_ownership_refs: Option<usize>,
+    pub(super) jwks_refresh_interval: Option<String>,
+    pub(super) jwks_unknown_kid_wait: Option<String>,
+    pub(super) jwks_min_refetch_interval: Option<String>,
+    #[serde(default)]
+    pub(super) jwks_required_at_start: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +133,14 @@ pub(super) struct Route {
     pub(super) upstream: String,
     #[serde(default)]
     pub(super) rules: Vec<Rule>,
+    pub(super) cors_preflight: Option<CorsPreflight>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum CorsPreflight {
+    Authenticate,
+    Pass,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +157,7 @@ pub(super) struct Rule {
     #[serde(default)]
     pub(super) authenticated: bool,
     pub(super) on_conditional: Option<OnConditional>,
+    pub(super) max_body_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -67,6 +67,14 @@ where
             }
         };
         let upstream = found.rule.upstream.clone();
+        let limit = found.rule.max_body_bytes;
+        if let Some(limit) = limit {
+            let declared = request.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+            if declared.and_then(|v| v.parse::<u64>().ok()).is_some_and(|length| length > limit) {
+                let response = reject(&request, Rejection::PayloadTooLarge(Some(limit)));
+                return Box::pin(async move { Ok(response) });
+            }
+        }
         let (mut parts, body) = request.into_parts();
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
         self.settings.prepare_request(&mut parts.headers, parts.extensions.get::<Principal>(), peer);
@@ -77,7 +85,15 @@ where
         };
         parts.uri = uri;
         parts.extensions = http::Extensions::new();
-        let outgoing = Request::from_parts(parts, body::boxed(body));
+        // A body without a declared length is cut off mid-stream at the limit: the upstream
+        // request fails and the client gets an error, never a silently truncated request.
+        let body = match limit {
+            Some(limit) => {
+                body::boxed(http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)))
+            }
+            None => body::boxed(body),
+        };
+        let outgoing = Request::from_parts(parts, body);
         let future = self.client.request(outgoing);
         let settings = self.settings.clone();
         Box::pin(async move {
@@ -114,6 +130,7 @@ mod tests {
                 upstream: Arc::new(Upstream::parse("app", upstream, Duration::from_secs(1)).unwrap()),
                 resource_ref: None,
                 on_conditional: OnConditional::Deny,
+                max_body_bytes: None,
             }),
             resource_ref: None,
             forward_path: http::uri::PathAndQuery::from_static("/x"),

@@ -41,6 +41,18 @@ impl ProxyError {
         matches!(self.kind, Kind::Build(_))
     }
 
+    /// True when the request body went over its limit while streaming (→ 413).
+    pub fn is_body_too_large(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(self);
+        while let Some(err) = source {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return true;
+            }
+            source = err.source();
+        }
+        false
+    }
+
     /// The upstream's name.
     pub fn upstream(&self) -> &str {
         &self.upstream

@@ -69,6 +69,12 @@ pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, 
     let uri = request.uri();
     let normalized =
         path::normalize(uri.path()).map_err(|err| Rejection::BadRequest(format!("invalid path: {err}")))?;
+    if is_cors_preflight(request) {
+        if let Some(rule) = table.find_preflight(&normalized) {
+            let forward_path = forward_path(uri, &normalized)?;
+            return Ok(RouteMatch { rule: rule.clone(), resource_ref: None, forward_path });
+        }
+    }
     let found = table
         .find(request.method(), &normalized)
         .ok_or_else(|| Rejection::NoRoute { method: request.method().clone(), path: normalized.to_string() })?;
@@ -79,17 +85,29 @@ pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, 
                 Rejection::BadRequest("path parameters of the resource ref are not valid UTF-8".into())
             })?),
         };
-    let forward_path = match (&normalized, uri.path_and_query()) {
+    let forward_path = forward_path(uri, &normalized)?;
+    Ok(RouteMatch { rule: found.rule.clone(), resource_ref, forward_path })
+}
+
+/// The normalized path plus the original query.
+fn forward_path(uri: &http::Uri, normalized: &Cow<'_, str>) -> Result<PathAndQuery, Rejection> {
+    match (normalized, uri.path_and_query()) {
         // Unchanged path: reuse the request's own bytes.
-        (Cow::Borrowed(_), Some(original)) => original.clone(),
+        (Cow::Borrowed(_), Some(original)) => Ok(original.clone()),
         _ => {
             let text = match uri.query() {
                 Some(query) => format!("{normalized}?{query}"),
                 None => normalized.to_string(),
             };
             PathAndQuery::try_from(text)
-                .map_err(|_| Rejection::BadRequest("normalized path is not a valid request target".into()))?
+                .map_err(|_| Rejection::BadRequest("normalized path is not a valid request target".into()))
         }
-    };
-    Ok(RouteMatch { rule: found.rule.clone(), resource_ref, forward_path })
+    }
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn is_cors_preflight<B>(request: &Request<B>) -> bool {
+    request.method() == http::Method::OPTIONS
+        && request.headers().contains_key(http::header::ORIGIN)
+        && request.headers().contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
 }

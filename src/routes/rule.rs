@@ -43,4 +43,6 @@ pub struct Rule {
     pub resource_ref: Option<RefTemplate>,
     /// What to do with a CONDITIONAL decision.
     pub on_conditional: OnConditional,
+    /// Largest request body forwarded (`None`: unlimited); larger → 413.
+    pub max_body_bytes: Option<u64>,
 }

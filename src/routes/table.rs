@@ -66,6 +66,11 @@ pub struct PrefixSpec {
     pub prefix: String,
     /// The upstream behind it.
     pub upstream: Arc<Upstream>,
+    /// Body limit of requests no rule matches.
+    pub max_body_bytes: Option<u64>,
+    /// `cors_preflight: pass`: CORS preflight requests under the prefix are forwarded without
+    /// a token.
+    pub pass_preflight: bool,
 }
 
 /// A problem found while building the table.
@@ -109,6 +114,7 @@ impl Trees {
 pub struct RouteTable {
     trees: Vec<Trees>,
     unmatched: Router<Arc<Rule>>,
+    preflight: Router<Arc<Rule>>,
     rule_count: usize,
     needs_tokens: bool,
 }
@@ -178,9 +184,10 @@ impl RouteTable {
                 });
             }
         }
+        let preflight = build_preflight(&prefixes, &mut problems);
         let unmatched_tree = build_unmatched(prefixes, unmatched, &mut problems);
         if problems.is_empty() {
-            Ok(Self { trees, unmatched: unmatched_tree, rule_count, needs_tokens })
+            Ok(Self { trees, unmatched: unmatched_tree, preflight, rule_count, needs_tokens })
         } else {
             Err(problems)
         }
@@ -196,6 +203,11 @@ impl RouteTable {
         }
     }
 
+    /// The public rule for a CORS preflight under a prefix with `cors_preflight: pass`.
+    pub fn find_preflight(&self, path: &str) -> Option<&Arc<Rule>> {
+        self.preflight.at(path).ok().map(|found| found.value)
+    }
+
     /// True when some rule needs a verified token.
     pub fn needs_tokens(&self) -> bool {
         self.needs_tokens
@@ -209,6 +221,33 @@ impl RouteTable {
 
 fn slot_name(slot: usize) -> &'static str {
     METHODS.get(slot).map_or("other methods", |m| m.as_str())
+}
+
+/// Prefixes with `cors_preflight: pass` get a public rule for preflight requests.
+fn build_preflight(prefixes: &[PrefixSpec], problems: &mut Vec<TableProblem>) -> Router<Arc<Rule>> {
+    let mut tree = Router::new();
+    for spec in prefixes.iter().filter(|spec| spec.pass_preflight) {
+        let root = if spec.prefix == "/" { String::new() } else { spec.prefix.clone() };
+        let rule = Arc::new(Rule {
+            label: format!("CORS preflight under `{}`", spec.prefix).into(),
+            template: format!("{root}/{{*rest}}").into(),
+            access: Access::Public,
+            upstream: spec.upstream.clone(),
+            resource_ref: None,
+            on_conditional: OnConditional::Deny,
+            max_body_bytes: Some(0),
+        });
+        for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
+            if let Err(err) = tree.insert(template, rule.clone()) {
+                problems.push(TableProblem {
+                    label: "routes".into(),
+                    message: format!("prefix `{}` is configured twice or overlaps: {err}", spec.prefix),
+                });
+                break;
+            }
+        }
+    }
+    tree
 }
 
 /// With `unmatched: allow|authenticated`, every route prefix gets a synthetic rule that
@@ -233,6 +272,7 @@ fn build_unmatched(
             upstream: spec.upstream,
             resource_ref: None,
             on_conditional: OnConditional::Deny,
+            max_body_bytes: spec.max_body_bytes,
         });
         for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
             if let Err(err) = tree.insert(template, rule.clone()) {

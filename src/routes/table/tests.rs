@@ -17,6 +17,7 @@ fn rule(label: &str, template: &str, methods: Option<&[Method]>) -> RuleSpec {
             upstream: upstream(),
             resource_ref: None,
             on_conditional: OnConditional::Deny,
+            max_body_bytes: None,
         }),
     }
 }
@@ -107,7 +108,14 @@ fn duplicate_and_conflicting_templates_are_refused() {
 
 #[test]
 fn unmatched_requests_reach_their_prefix_only_when_configured() {
-    let prefixes = || vec![PrefixSpec { prefix: "/api/catalog".into(), upstream: upstream() }];
+    let prefixes = || {
+        vec![PrefixSpec {
+            prefix: "/api/catalog".into(),
+            upstream: upstream(),
+            max_body_bytes: None,
+            pass_preflight: false,
+        }]
+    };
     let rules = || vec![rule("health", "/api/catalog/health", None)];
     let deny = RouteTable::build(rules(), prefixes(), Unmatched::Deny).unwrap();
     assert!(deny.find(&Method::GET, "/api/catalog/other").is_none());
