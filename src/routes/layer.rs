@@ -71,7 +71,7 @@ pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, 
         path::normalize(uri.path()).map_err(|err| Rejection::BadRequest(format!("invalid path: {err}")))?;
     if is_cors_preflight(request) {
         if let Some(rule) = table.find_preflight(&normalized) {
-            let forward_path = forward_path(uri, &normalized)?;
+            let forward_path = forward_path(uri, &normalized, matches!(normalized, Cow::Borrowed(_)))?;
             return Ok(RouteMatch { rule: rule.clone(), resource_ref: None, forward_path });
         }
     }
@@ -85,15 +85,16 @@ pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, 
                 Rejection::BadRequest("path parameters of the resource ref are not valid UTF-8".into())
             })?),
         };
-    let forward_path = forward_path(uri, &normalized)?;
+    let forward_path = forward_path(uri, &normalized, matches!(normalized, Cow::Borrowed(_)))?;
     Ok(RouteMatch { rule: found.rule.clone(), resource_ref, forward_path })
 }
 
 /// The normalized path plus the original query.
-fn forward_path(uri: &http::Uri, normalized: &Cow<'_, str>) -> Result<PathAndQuery, Rejection> {
-    match (normalized, uri.path_and_query()) {
+/// `unchanged`: normalization kept the path as it was, so the original bytes can be reused.
+fn forward_path(uri: &http::Uri, normalized: &str, unchanged: bool) -> Result<PathAndQuery, Rejection> {
+    match (unchanged, uri.path_and_query()) {
         // Unchanged path: reuse the request's own bytes.
-        (Cow::Borrowed(_), Some(original)) => Ok(original.clone()),
+        (true, Some(original)) => Ok(original.clone()),
         _ => {
             let text = match uri.query() {
                 Some(query) => format!("{normalized}?{query}"),
