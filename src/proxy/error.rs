@@ -5,6 +5,7 @@
 #[error("upstream `{upstream}`: {kind}")]
 pub struct ProxyError {
     upstream: String,
+    #[source]
     kind: Kind,
 }
 
