@@ -310,3 +310,58 @@ async fn shutdown_finishes_in_flight_requests_and_stops_accepting() {
     assert_eq!(in_flight.await.unwrap().unwrap(), 200, "the in-flight request finished");
     assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
 }
+
+/// A raw TCP "upstream" that answers every connection with `reply` and then closes.
+async fn raw_upstream(reply: &'static [u8]) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(reply).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn raw_backend_yaml(url: &str) -> String {
+    format!(
+        r#"
+upstreams:
+  app: {{ url: "{url}", timeout: 2s }}
+routes:
+  - prefix: /api/app
+    upstream: app
+    rules:
+      - {{ path: "/{{*rest}}", public: true }}
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_mid_response_cuts_the_client_response() {
+    for reply in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nonly-a-little"[..],
+        &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"[..],
+    ] {
+        let reply: &'static [u8] = reply;
+        let gw = Gateway::start(&raw_backend_yaml(&raw_upstream(reply).await)).await;
+        let response = client().get(gw.url("/api/app/x")).send().await.unwrap();
+        assert_eq!(response.status(), 200, "the head arrived before the cut");
+        assert!(response.bytes().await.is_err(), "a truncated body must surface as an error, not a short 200");
+        // The gateway keeps serving.
+        let again = client().get(gw.url("/api/app/y")).send().await.unwrap();
+        assert_eq!(again.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_speaking_garbage_is_502() {
+    let gw = Gateway::start(&raw_backend_yaml(&raw_upstream(b"this is not http\r\n\r\n").await)).await;
+    let message = envelope(client().get(gw.url("/api/app/x")).send().await.unwrap(), 502, "BadGatewayError").await;
+    assert_eq!(message, "upstream `app` is unavailable");
+}

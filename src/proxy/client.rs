@@ -18,6 +18,7 @@ use crate::connection::PeerAddr;
 use crate::errors::{Rejection, reject};
 use crate::identity::Principal;
 use crate::policy::Permit;
+use crate::request_id::RequestId;
 use crate::routes::RouteMatch;
 
 /// Forwards permitted requests; cheap to clone (the pool is shared).
@@ -36,8 +37,8 @@ impl Proxy {
         connector.set_keepalive(Some(Duration::from_secs(60)));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
             .build(connector);
         Self { client, settings: Arc::new(settings) }
     }
@@ -77,7 +78,8 @@ where
         }
         let (mut parts, body) = request.into_parts();
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        self.settings.prepare_request(&mut parts.headers, parts.extensions.get::<Principal>(), peer);
+        let request_id = parts.extensions.get::<RequestId>().map(RequestId::header_value);
+        self.settings.prepare_request(&mut parts.headers, parts.extensions.get::<Principal>(), peer, request_id);
         parts.version = Version::HTTP_11;
         let uri = match upstream.uri_for(&found.forward_path) {
             Ok(uri) => uri,

@@ -55,13 +55,18 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Method-override headers some frameworks honour; never forwarded, so the method decided on
-/// is the method the backend runs.
-const METHOD_OVERRIDES: [HeaderName; 3] = [
+/// Headers some frameworks use to override the method or the path; never forwarded, so the
+/// method and path decided on are the ones the backend runs.
+const OVERRIDES: [HeaderName; 6] = [
     HeaderName::from_static("x-http-method-override"),
     HeaderName::from_static("x-http-method"),
     HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-method"),
 ];
+
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Removes hop-by-hop headers, including every header named in `Connection`, except the ones
 /// in `protected` (a client must not be able to make the gateway drop what it vouches for).
@@ -80,13 +85,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[&HeaderName]) {
 }
 
 impl ForwardSettings {
-    /// Rewrites the headers of a request about to be forwarded.
-    pub fn prepare_request(&self, headers: &mut HeaderMap, principal: Option<&Principal>, peer: Option<IpAddr>) {
+    /// Rewrites the headers of a request about to be forwarded. Headers the gateway owns
+    /// (identity, request id, `X-Forwarded-*`) are set after `Connection` processing, so a
+    /// client cannot make them disappear by naming them there.
+    pub fn prepare_request(
+        &self,
+        headers: &mut HeaderMap,
+        principal: Option<&Principal>,
+        peer: Option<IpAddr>,
+        request_id: Option<&HeaderValue>,
+    ) {
+        let host = headers.get(header::HOST).cloned();
         strip_hop_by_hop(headers, &[&header::AUTHORIZATION]);
-        for name in &METHOD_OVERRIDES {
+        for name in &OVERRIDES {
             headers.remove(name);
         }
         self.strip_identity(headers);
+        if let Some(id) = request_id {
+            headers.insert(crate::request_id::REQUEST_ID, id.clone());
+        }
+        if let Some(host) = host {
+            headers.insert(header::HOST, host);
+        }
         if let Some(principal) = principal {
             headers.insert(self.identity.user.clone(), principal.user_header().clone());
             headers.insert(self.identity.ownership.clone(), principal.ownership_header().clone());
@@ -94,17 +114,20 @@ impl ForwardSettings {
         self.set_forwarded(headers, peer);
     }
 
-    /// Removes every incoming copy of the identity headers, including spellings with `_`
-    /// for `-` that some servers treat as the same header.
+    /// Removes every incoming copy of the identity headers, and spellings of them and of the
+    /// override headers with `_` or `.` for `-`, which some servers (CGI, WSGI, nginx with
+    /// `underscores_in_headers`) treat as the same header.
     fn strip_identity(&self, headers: &mut HeaderMap) {
         headers.remove(&self.identity.user);
         headers.remove(&self.identity.ownership);
         let lookalikes: Vec<HeaderName> = headers
             .keys()
-            .filter(|name| name.as_str().contains('_'))
+            .filter(|name| name.as_str().contains(['_', '.']))
             .filter(|name| {
-                let dashed = name.as_str().replace('_', "-");
-                dashed == self.identity.user.as_str() || dashed == self.identity.ownership.as_str()
+                let dashed = name.as_str().replace(['_', '.'], "-");
+                dashed == self.identity.user.as_str()
+                    || dashed == self.identity.ownership.as_str()
+                    || OVERRIDES.iter().any(|o| o.as_str() == dashed)
             })
             .cloned()
             .collect();
@@ -127,6 +150,10 @@ impl ForwardSettings {
             Vec::new()
         };
         headers.remove(&X_FORWARDED_FOR);
+        if !trusted {
+            // RFC 7239 `Forwarded` from an untrusted client is a forgery; drop it.
+            headers.remove(&FORWARDED);
+        }
         if let Some(ip) = peer {
             let mut chain = previous.join(", ");
             if !chain.is_empty() {

@@ -66,6 +66,7 @@ where
 
 /// The pure part: normalize, look up, render the resource ref.
 pub fn route<B>(table: &RouteTable, request: &Request<B>) -> Result<RouteMatch, Rejection> {
+    check_framing(request)?;
     let uri = request.uri();
     let normalized =
         path::normalize(uri.path()).map_err(|err| Rejection::BadRequest(format!("invalid path: {err}")))?;
@@ -104,6 +105,23 @@ fn forward_path(uri: &http::Uri, normalized: &str, unchanged: bool) -> Result<Pa
                 .map_err(|_| Rejection::BadRequest("normalized path is not a valid request target".into()))
         }
     }
+}
+
+/// Requests no rule may decide: `CONNECT` (stagedoor does not tunnel), an HTTP/1.1 request
+/// without exactly one `Host` (RFC 9112 §3.2), and two `Authorization` headers (which one a
+/// backend reads is anyone's guess).
+fn check_framing<B>(request: &Request<B>) -> Result<(), Rejection> {
+    if request.method() == http::Method::CONNECT {
+        return Err(Rejection::BadRequest("CONNECT is not supported: stagedoor does not tunnel".into()));
+    }
+    if request.version() == http::Version::HTTP_11 && request.headers().get_all(http::header::HOST).iter().count() != 1
+    {
+        return Err(Rejection::BadRequest("an HTTP/1.1 request needs exactly one `Host` header".into()));
+    }
+    if request.headers().get_all(http::header::AUTHORIZATION).iter().count() > 1 {
+        return Err(Rejection::BadRequest("more than one `Authorization` header was sent".into()));
+    }
+    Ok(())
 }
 
 /// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.

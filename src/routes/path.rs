@@ -7,9 +7,10 @@
 //! Rules, applied once per request:
 //! - percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded, other escapes
 //!   are kept with upper-case hex;
-//! - an encoded `/` or `\`, an encoded control character (including NUL), an escaped byte that
-//!   can never appear in UTF-8 (`%C0`, `%C1`, `%F5`–`%FF`, the overlong-encoding lead bytes),
-//!   an invalid escape, a raw `\`, a raw control character or a `;` is refused;
+//! - an encoded `/`, `\` or `;` (`%2F`, `%5C`, `%3B`), an encoded control character (including
+//!   NUL), escaped bytes that do not form valid UTF-8 once decoded (overlong encodings such as
+//!   `%C0%AE` or `%E0%80%AE`, surrogates, stray continuation bytes), an invalid escape, a raw
+//!   `\`, a raw control character, a raw non-ASCII byte or a `;` is refused;
 //! - empty segments (`//`) and `.` segments are dropped, `..` removes the previous segment and
 //!   never climbs above the root;
 //! - a trailing slash is dropped (`/admin/` is `/admin`); the root stays `/`.
@@ -31,16 +32,19 @@ pub enum PathError {
     /// An encoded control character or NUL.
     #[error("encoded control character (`%{0}`) is not allowed in the path")]
     EncodedControl(String),
-    /// An escaped byte that is never valid UTF-8 (overlong encodings).
-    #[error("escaped byte `%{0}` is never valid UTF-8 (overlong encoding)")]
-    InvalidUtf8Escape(String),
+    /// Escaped bytes that do not decode to valid UTF-8 (overlong encodings and the like).
+    #[error("percent-escapes in the path do not decode to valid UTF-8 (overlong or invalid encoding)")]
+    InvalidUtf8,
+    /// A raw byte outside ASCII.
+    #[error("raw non-ASCII byte in the path (percent-encode it)")]
+    NonAscii,
     /// A raw backslash.
     #[error("backslash is not allowed in the path")]
     Backslash,
     /// A raw control character or NUL.
     #[error("control character is not allowed in the path")]
     Control,
-    /// A `;` path parameter, which some backends strip and others keep.
+    /// A `;` path parameter (raw or `%3B`), which some backends strip and others keep.
     #[error("`;` path parameters are not allowed")]
     Semicolon,
 }
@@ -66,7 +70,7 @@ fn is_already_normal(bytes: &[u8]) -> bool {
     for (i, &b) in bytes.iter().enumerate() {
         match b {
             b'%' | b'\\' | b';' => return false,
-            b if b < 0x20 || b == 0x7f => return false,
+            b if !(0x20..0x7f).contains(&b) => return false,
             b'/' if i > 0 => {
                 if previous == b'/' || is_dot_segment(&bytes[segment_start + 1..i]) {
                     return false;
@@ -88,6 +92,9 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 
 fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
     let mut out = String::with_capacity(bytes.len());
+    // Every escaped byte, decoded, in order: together they must be valid UTF-8, which refuses
+    // overlong encodings (`%C0%AE`, `%E0%80%AE`, …) that some decoders turn into `.` or `/`.
+    let mut escaped: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -104,25 +111,29 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
                 let upper = format!("{value:02X}");
                 match value {
                     b'/' | b'\\' => return Err(PathError::EncodedSeparator(upper)),
+                    b';' => return Err(PathError::Semicolon),
                     0x00..=0x1f | 0x7f => return Err(PathError::EncodedControl(upper)),
-                    0xc0 | 0xc1 | 0xf5..=0xff => return Err(PathError::InvalidUtf8Escape(upper)),
                     v if is_unreserved(v) => out.push(v as char),
                     _ => {
                         out.push('%');
                         out.push_str(&upper);
                     }
                 }
+                escaped.push(value);
                 i += 3;
                 continue;
             }
             b'\\' => return Err(PathError::Backslash),
             b';' => return Err(PathError::Semicolon),
             b if b < 0x20 || b == 0x7f => return Err(PathError::Control),
-            // hyper only hands us visible ASCII in the path; anything else is refused upstream
-            // of here, but keep the byte rather than panic if that ever changes.
+            // hyper passes raw bytes above 0x7F through; they are not a valid request target.
+            b if b > 0x7f => return Err(PathError::NonAscii),
             b => out.push(b as char),
         }
         i += 1;
+    }
+    if std::str::from_utf8(&escaped).is_err() {
+        return Err(PathError::InvalidUtf8);
     }
     Ok(out)
 }

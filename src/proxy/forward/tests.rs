@@ -23,7 +23,7 @@ fn replaces_spoofed_identity_headers_in_every_spelling() {
         ("x_stagedoor_user", "user:default/admin"),
         ("X_Stagedoor_Ownership", "group:default/admins"),
     ]);
-    settings.prepare_request(&mut map, Some(&jane()), None);
+    settings.prepare_request(&mut map, Some(&jane()), None, None);
     assert_eq!(map.get_all("x-stagedoor-user").iter().collect::<Vec<_>>(), ["user:default/jane"]);
     assert_eq!(map["x-stagedoor-ownership"], "user:default/jane,group:default/team-a");
     assert!(!map.contains_key("x_stagedoor_user"));
@@ -33,7 +33,7 @@ fn replaces_spoofed_identity_headers_in_every_spelling() {
 #[test]
 fn strips_identity_headers_when_there_is_no_principal() {
     let mut map = headers(&[("x-stagedoor-user", "user:default/admin")]);
-    ForwardSettings::default().prepare_request(&mut map, None, None);
+    ForwardSettings::default().prepare_request(&mut map, None, None, None);
     assert!(!map.contains_key("x-stagedoor-user"));
 }
 
@@ -48,7 +48,7 @@ fn removes_hop_by_hop_and_connection_named_headers_but_keeps_authorization() {
         ("authorization", "Bearer abc"),
         ("x-http-method-override", "DELETE"),
     ]);
-    ForwardSettings::default().prepare_request(&mut map, Some(&jane()), None);
+    ForwardSettings::default().prepare_request(&mut map, Some(&jane()), None, None);
     for gone in ["connection", "keep-alive", "x-secret", "te", "upgrade", "x-http-method-override"] {
         assert!(!map.contains_key(gone), "{gone} should be removed");
     }
@@ -61,7 +61,7 @@ fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted_ones()
     let peer: IpAddr = "10.0.0.7".parse().unwrap();
     let mut untrusted =
         headers(&[("x-forwarded-for", "1.2.3.4"), ("host", "gw.example"), ("x-forwarded-host", "evil")]);
-    ForwardSettings::default().prepare_request(&mut untrusted, None, Some(peer));
+    ForwardSettings::default().prepare_request(&mut untrusted, None, Some(peer), None);
     assert_eq!(untrusted["x-forwarded-for"], "10.0.0.7");
     assert_eq!(untrusted["x-forwarded-host"], "gw.example");
     assert_eq!(untrusted["x-forwarded-proto"], "http");
@@ -69,6 +69,6 @@ fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted_ones()
 
     let settings = ForwardSettings { trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()], ..Default::default() };
     let mut trusted = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
-    settings.prepare_request(&mut trusted, None, Some(peer));
+    settings.prepare_request(&mut trusted, None, Some(peer), None);
     assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.7");
 }
