@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::connection::Limits;
+use crate::permission_api::ApiSettings;
 use crate::policy::{PermissionPolicy, PolicyFileError};
 use crate::proxy::ForwardSettings;
 use crate::routes::{RouteTable, Unmatched};
@@ -45,6 +46,8 @@ pub struct Config {
     pub forward: ForwardSettings,
     /// Connection and request limits.
     pub limits: Limits,
+    /// The permission backend API, when enabled.
+    pub permission_api: Option<ApiSettings>,
     /// A human summary for `stagedoor check`.
     pub summary: Summary,
 }

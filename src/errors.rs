@@ -16,6 +16,12 @@ pub enum Rejection {
     /// The request target is not a path the gateway will decide on.
     #[error("{0}")]
     BadRequest(String),
+    /// No credentials on the permission API (Backstage's wording).
+    #[error("Missing credentials")]
+    MissingCredentials,
+    /// The policy or a condition could not be evaluated; never a guess.
+    #[error("{0}")]
+    PolicyError(String),
     /// No bearer token was sent to a route that needs one.
     #[error("missing bearer token: this route requires an `Authorization: Bearer` token")]
     MissingToken,
@@ -52,7 +58,10 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Rejection::MissingToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Rejection::MissingToken | Rejection::MissingCredentials | Rejection::InvalidToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Rejection::PolicyError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
             Rejection::NoRoute { .. } => StatusCode::NOT_FOUND,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,7 +75,10 @@ impl Rejection {
     pub fn error_name(&self) -> &'static str {
         match self {
             Rejection::BadRequest(_) => "InputError",
-            Rejection::MissingToken | Rejection::InvalidToken(_) => "AuthenticationError",
+            Rejection::MissingToken | Rejection::MissingCredentials | Rejection::InvalidToken(_) => {
+                "AuthenticationError"
+            }
+            Rejection::PolicyError(_) => "Error",
             Rejection::Forbidden(_) => "NotAllowedError",
             Rejection::NoRoute { .. } => "NotFoundError",
             Rejection::PayloadTooLarge(_) => "PayloadTooLargeError",
@@ -92,7 +104,7 @@ impl Rejection {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         match &self {
-            Rejection::MissingToken => {
+            Rejection::MissingToken | Rejection::MissingCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Rejection::InvalidToken(_) => {

@@ -24,6 +24,7 @@ pub mod demo;
 pub mod errors;
 pub mod identity;
 pub mod mint;
+pub mod permission_api;
 pub mod policy;
 pub mod proxy;
 pub mod request_id;
@@ -35,6 +36,7 @@ use tower::ServiceBuilder;
 
 use crate::auth::AuthenticateLayer;
 use crate::config::Config;
+use crate::permission_api::PermissionApiLayer;
 use crate::policy::AuthorizeLayer;
 use crate::proxy::Proxy;
 use crate::request_id::RequestIdLayer;
@@ -49,6 +51,13 @@ pub fn app(config: &Config) -> App {
         .layer(RequestIdLayer)
         // Turns the proxy's errors into 502/504 so hyper never sees a failed service.
         .layer(RescueLayer)
+        // Backstage's permission API is answered here, by the same policy, never proxied.
+        .option_layer(
+            config
+                .permission_api
+                .clone()
+                .map(|settings| PermissionApiLayer::new(settings, config.authenticator.clone(), config.policy.clone())),
+        )
         // Route first: a rule may be public, and the path decided is the path forwarded.
         .layer(MatchRouteLayer::new(config.routes.clone()))
         // 401 before the policy is asked anything.

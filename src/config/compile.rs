@@ -106,8 +106,24 @@ pub(super) fn gateway(
         Some(raw::Unmatched::Authenticated) => Unmatched::Authenticated,
     };
     let limits = limits(&mut problems, &raw.server.limits);
+    let permission_api = match &raw.permission_api {
+        Some(api) if api.enabled => {
+            let path = api.path.clone().unwrap_or_else(|| crate::permission_api::DEFAULT_PATH.into());
+            if path == "/" || !is_clean_prefix(&path) {
+                problems.add(
+                    "permission_api.path",
+                    format!("expected a normalized path such as `/api/permission`, got `{path}`"),
+                );
+            }
+            let max_body_bytes = api.max_body_bytes.unwrap_or(crate::permission_api::DEFAULT_MAX_BODY_BYTES);
+            Some(crate::permission_api::ApiSettings { path, max_body_bytes })
+        }
+        _ => None,
+    };
     let (routes, rule_lines) = routes(&mut problems, raw.routes, &upstreams, unmatched, &limits);
-    if authenticator.issuers().is_empty() && needs_tokens(&routes, unmatched) {
+    if authenticator.issuers().is_empty()
+        && (needs_tokens(&routes, unmatched) || raw.permission_api.as_ref().is_some_and(|a| a.enabled))
+    {
         problems.add("identity.issuers", "routes need tokens, but no issuer is configured to verify them");
     }
 
@@ -147,6 +163,7 @@ pub(super) fn gateway(
         policy,
         forward: ForwardSettings { identity, trusted_proxies },
         limits,
+        permission_api,
         summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
     })
 }

@@ -20,6 +20,17 @@ pub(super) struct Gateway {
     pub(super) routes: Vec<Route>,
     #[serde(default)]
     pub(super) policy: Option<Policy>,
+    #[serde(default)]
+    pub(super) permission_api: Option<PermissionApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PermissionApi {
+    #[serde(default)]
+    pub(super) enabled: bool,
+    pub(super) path: Option<String>,
+    pub(super) max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

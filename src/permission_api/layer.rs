@@ -1,0 +1,141 @@
+//! Tower adapter: answers requests under the permission API's mount point, passes every other
+//! request on.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use tower::{Layer, Service};
+
+use super::ApiSettings;
+use super::evaluate::{EvaluateError, evaluate};
+use super::request::parse;
+use crate::auth::{AuthFailure, Authenticator};
+use crate::body::{self, Body, BoxError};
+use crate::errors::{Rejection, reject_parts};
+use crate::policy::PermissionPolicy;
+
+/// Serves the permission API in front of `inner`.
+#[derive(Debug, Clone)]
+pub struct PermissionApiLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    settings: ApiSettings,
+    authorize_path: String,
+    health_path: String,
+    authenticator: Arc<Authenticator>,
+    policy: Arc<dyn PermissionPolicy>,
+}
+
+impl PermissionApiLayer {
+    /// A layer answering `{path}/authorize` and `{path}/health`.
+    pub fn new(settings: ApiSettings, authenticator: Arc<Authenticator>, policy: Arc<dyn PermissionPolicy>) -> Self {
+        let authorize_path = format!("{}/authorize", settings.path);
+        let health_path = format!("{}/health", settings.path);
+        Self { shared: Arc::new(Shared { settings, authorize_path, health_path, authenticator, policy }) }
+    }
+}
+
+impl<S> Layer<S> for PermissionApiLayer {
+    type Service = PermissionApi<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        PermissionApi { inner, shared: self.shared.clone() }
+    }
+}
+
+/// Service of [`PermissionApiLayer`].
+#[derive(Debug, Clone)]
+pub struct PermissionApi<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, B> Service<Request<B>> for PermissionApi<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let shared = self.shared.clone();
+        if path == shared.health_path && request.method() == Method::GET {
+            return Box::pin(async { Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())) });
+        }
+        if path == shared.authorize_path && request.method() == Method::POST {
+            return Box::pin(async move { Ok(authorize(&shared, request).await) });
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move { inner.call(request).await })
+    }
+}
+
+async fn authorize<B>(shared: &Shared, request: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    // Credentials first, as Backstage does.
+    let user = match shared.authenticator.authenticate(&parts.headers).await {
+        Ok(user) => user,
+        Err(AuthFailure::Missing) => return reject_parts(&parts, Rejection::MissingCredentials),
+        Err(AuthFailure::Duplicate) => {
+            return reject_parts(&parts, Rejection::BadRequest("more than one `Authorization` header was sent".into()));
+        }
+        Err(AuthFailure::Invalid(err)) => return reject_parts(&parts, Rejection::InvalidToken(err)),
+    };
+    let limit = shared.settings.max_body_bytes;
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return reject_parts(&parts, Rejection::PayloadTooLarge(Some(limit as u64)));
+        }
+        Err(_) => return reject_parts(&parts, Rejection::BadRequest("the request body could not be read".into())),
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(err) => return reject_parts(&parts, Rejection::BadRequest(format!("request body is not JSON: {err}"))),
+    };
+    let items = match parse(&value) {
+        Ok(items) => items,
+        Err(issues) => {
+            let message = serde_json::to_string_pretty(&issues).unwrap_or_default();
+            return reject_parts(&parts, Rejection::BadRequest(message));
+        }
+    };
+    // A user calling with their own token is a direct caller; plugin tokens acting for a user
+    // are not accepted yet, so every caller here is direct.
+    match evaluate(&*shared.policy, &user, true, &items).await {
+        Ok(answers) => {
+            let body = serde_json::to_vec(&serde_json::json!({ "items": answers })).unwrap_or_default();
+            json(StatusCode::OK, body)
+        }
+        Err(EvaluateError::Input(message)) => reject_parts(&parts, Rejection::BadRequest(message)),
+        Err(EvaluateError::Internal(message)) => reject_parts(&parts, Rejection::PolicyError(message)),
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut response = Response::new(body::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response
+}
