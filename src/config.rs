@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::auth::Authenticator;
 use crate::connection::Limits;
 use crate::permission_api::ApiSettings;
+use crate::plugins::Plugins;
 use crate::policy::{PermissionPolicy, PolicyFileError};
 use crate::proxy::ForwardSettings;
 use crate::routes::{RouteTable, Unmatched};
@@ -48,6 +49,8 @@ pub struct Config {
     pub limits: Limits,
     /// The permission backend API, when enabled.
     pub permission_api: Option<ApiSettings>,
+    /// The plugins that apply conditions to their resources.
+    pub plugins: Arc<Plugins>,
     /// A human summary for `stagedoor check`.
     pub summary: Summary,
 }

@@ -22,6 +22,12 @@ pub enum Rejection {
     /// The policy or a condition could not be evaluated; never a guess.
     #[error("{0}")]
     PolicyError(String),
+    /// The owning plugin answered apply-conditions with an error status, passed on.
+    #[error("{1}")]
+    PluginStatus(u16, String),
+    /// Conditions could not be applied on the proxy path: fail closed.
+    #[error("{0}")]
+    ConditionsUnavailable(String),
     /// No bearer token was sent to a route that needs one.
     #[error("missing bearer token: this route requires an `Authorization: Bearer` token")]
     MissingToken,
@@ -62,6 +68,10 @@ impl Rejection {
                 StatusCode::UNAUTHORIZED
             }
             Rejection::PolicyError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::PluginStatus(status, _) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Rejection::ConditionsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
             Rejection::NoRoute { .. } => StatusCode::NOT_FOUND,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -79,6 +89,8 @@ impl Rejection {
                 "AuthenticationError"
             }
             Rejection::PolicyError(_) => "Error",
+            Rejection::PluginStatus(..) => "ResponseError",
+            Rejection::ConditionsUnavailable(_) => "ServiceUnavailableError",
             Rejection::Forbidden(_) => "NotAllowedError",
             Rejection::NoRoute { .. } => "NotFoundError",
             Rejection::PayloadTooLarge(_) => "PayloadTooLargeError",

@@ -25,6 +25,7 @@ pub mod errors;
 pub mod identity;
 pub mod mint;
 pub mod permission_api;
+pub mod plugins;
 pub mod policy;
 pub mod proxy;
 pub mod request_id;
@@ -52,18 +53,20 @@ pub fn app(config: &Config) -> App {
         // Turns the proxy's errors into 502/504 so hyper never sees a failed service.
         .layer(RescueLayer)
         // Backstage's permission API is answered here, by the same policy, never proxied.
-        .option_layer(
-            config
-                .permission_api
-                .clone()
-                .map(|settings| PermissionApiLayer::new(settings, config.authenticator.clone(), config.policy.clone())),
-        )
+        .option_layer(config.permission_api.clone().map(|settings| {
+            PermissionApiLayer::new(
+                settings,
+                config.authenticator.clone(),
+                config.policy.clone(),
+                config.plugins.clone(),
+            )
+        }))
         // Route first: a rule may be public, and the path decided is the path forwarded.
         .layer(MatchRouteLayer::new(config.routes.clone()))
         // 401 before the policy is asked anything.
         .layer(AuthenticateLayer::new(config.authenticator.clone()))
         // 403 unless the policy allows; issues the Permit the proxy requires.
-        .layer(AuthorizeLayer::new(config.policy.clone(), config.permission_enabled))
+        .layer(AuthorizeLayer::new(config.policy.clone(), config.plugins.clone(), config.permission_enabled))
         .service(Proxy::new(config.forward.clone()));
     App::new(stack)
 }

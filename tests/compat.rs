@@ -144,3 +144,126 @@ async fn the_real_client_sees_backstage_errors_for_direct_conditional_requests_a
     assert_eq!(out["authorize"]["error"]["statusCode"], 401, "{out}");
     assert_eq!(out["authorize"]["error"]["body"]["error"]["name"], "AuthenticationError", "{out}");
 }
+
+/// Only team-a may read catalog entities, and only those it owns: every read is CONDITIONAL.
+const OWNER_POLICY: &str = r#"
+roles:
+  - name: role:default/team-a
+    members: [group:default/team-a]
+    allow:
+      - resource_type: catalog-entity
+        actions: [read]
+        conditions:
+          anyOf:
+            - rule: IS_ENTITY_OWNER
+              params: { claims: [$ownerRefs] }
+"#;
+
+const STATIC_TOKEN: &str = "stagedoor-static-token-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_are_applied_by_a_real_backstage_plugin_on_both_doors() {
+    let Some(node) = NodeEnv::detect() else { return };
+    // The plugin: Backstage's real createPermissionIntegrationRouter, behind the same auth rules
+    // backend-defaults puts in front of a plugin, accepting stagedoor's static token.
+    let es = Signer::es256("backstage-key");
+    let jwks = JwksServer::spawn(&[&es]).await;
+    // The plugin verifies the forwarded user token itself (its JWKS is the same auth JWKS).
+    let discovery = format!("http://{}", jwks.addr);
+    let plugin = {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || {
+            node.start(
+                "plugin-backend.js",
+                &[
+                    ("AUTH_MODE", "backstage"),
+                    ("DISCOVERY_URL", &discovery),
+                    ("STATIC_TOKENS", &format!("{STATIC_TOKEN}=stagedoor")),
+                ],
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let plugin_root = plugin.info["url"].as_str().unwrap().to_owned();
+    let plugin_base = plugin.info["baseUrl"].as_str().unwrap().to_owned();
+    let yaml = format!(
+        r#"
+permission_api: {{ enabled: true }}
+plugins:
+  catalog: {{ url: "{plugin_base}", token_env: CATALOG_TOKEN, resource_types: [catalog-entity] }}
+identity:
+  issuers:
+    - {{ name: backstage, jwks_url: "{}", algorithms: [ES256] }}
+upstreams:
+  catalog: {{ url: "{plugin_root}" }}
+routes:
+  - prefix: /api/catalog
+    upstream: catalog
+    rules:
+      - methods: [GET]
+        path: /entities/by-name/{{kind}}/{{namespace}}/{{name}}
+        permission: catalog.entity.read
+        action: read
+        resource_type: catalog-entity
+        resource_ref: "{{kind}}:{{namespace}}/{{name}}"
+policy: {{ file: policy.yaml }}
+"#,
+        jwks.url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), OWNER_POLICY).unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let config = stagedoor::config::Config::from_yaml(&yaml, &path, |name| {
+        (name == "CATALOG_TOKEN").then(|| STATIC_TOKEN.to_string())
+    })
+    .unwrap();
+    let running = stagedoor::server::Running::spawn(&config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let url = format!("http://{}", running.addr);
+    let dan = es.sign(&claims("user:default/dan", &["group:default/team-a"]));
+    let get = |name: &str| {
+        client().get(format!("{url}/api/catalog/entities/by-name/component/default/{name}")).bearer_auth(&dan).send()
+    };
+
+    // The proxy door: the owner reads, a non-owner and a missing entity get 403.
+    let owned = get("payments").await.unwrap();
+    assert_eq!(owned.status(), 200);
+    assert_eq!(owned.json::<Value>().await.unwrap()["metadata"]["name"], "payments");
+    let other = get("search").await.unwrap();
+    let message = envelope(other, 403, "NotAllowedError").await;
+    assert!(message.contains("conditions applied by plugin `catalog`"), "{message}");
+    assert_eq!(get("does-not-exist").await.unwrap().status(), 403);
+
+    // The /authorize door, through the real PermissionClient, single and batched.
+    let read =
+        json!({"name": "catalog.entity.read", "attributes": {"action": "read"}, "resourceType": "catalog-entity"});
+    let scenario = json!({"authorize": [
+        {"permission": read, "resourceRef": "component:default/payments"},
+        {"permission": read, "resourceRef": "component:default/search"},
+        {"permission": read, "resourceRef": "component:default/does-not-exist"},
+    ]});
+    for batched in [false, true] {
+        let out = client_smoke(&node, &url, &dan, batched, &scenario).await;
+        assert_eq!(
+            results(&out, "authorize"),
+            [json!("ALLOW"), json!("DENY"), json!("DENY")],
+            "batched={batched}: {out}"
+        );
+    }
+
+    // Every apply-conditions call carried stagedoor's own credential, never the user's token.
+    let log: Value = client().get(format!("{plugin_root}/__requests")).send().await.unwrap().json().await.unwrap();
+    let calls: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.ends_with("/apply-conditions")))
+        .collect();
+    assert!(calls.len() >= 5, "{log}");
+    for call in calls {
+        assert_eq!(call["headers"]["authorization"], format!("Bearer {STATIC_TOKEN}"), "{call}");
+    }
+    running.shutdown().await;
+    drop(plugin);
+}

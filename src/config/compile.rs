@@ -1,12 +1,12 @@
 //! Raw config → ready domain objects. Records every problem instead of stopping at the first.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, Method, Uri};
+use http::{HeaderName, HeaderValue, Method, Uri};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::{Config, ConfigError, Problem, Summary, raw};
@@ -16,6 +16,7 @@ use crate::auth::jwks::{JwksCache, JwksTiming};
 use crate::auth::keys::{Key, KeyRing};
 use crate::auth::{Authenticator, DEFAULT_MAX_TOKEN_BYTES, Issuer, IssuerSettings, KeySource};
 use crate::connection::Limits;
+use crate::plugins::{Plugin, Plugins};
 use crate::policy::{Action, AllowAllPolicy, Permission, PermissionPolicy, YamlPolicy};
 use crate::proxy::upstream::DEFAULT_TIMEOUT;
 use crate::proxy::{ForwardSettings, IdentityHeaders, Upstream};
@@ -127,6 +128,7 @@ pub(super) fn gateway(
         problems.add("identity.issuers", "routes need tokens, but no issuer is configured to verify them");
     }
 
+    let plugins = Arc::new(plugins(&mut problems, &raw.plugins, env));
     let (policy, policy_line): (Arc<dyn PermissionPolicy>, String) = match raw.policy {
         None => (Arc::new(AllowAllPolicy), "allow-all (default)".into()),
         Some(raw::Policy::Named(name)) if name == "allow-all" => (Arc::new(AllowAllPolicy), "allow-all".into()),
@@ -140,7 +142,7 @@ pub(super) fn gateway(
                 // Report config problems first; the policy is checked once they are fixed.
                 (Arc::new(AllowAllPolicy), String::new())
             } else {
-                let yaml = YamlPolicy::load(&policy_path)?;
+                let yaml = YamlPolicy::load(&policy_path)?.with_plugin_ids(plugins.owners().clone());
                 let line = format!("{} ({})", policy_path.display(), yaml.summary());
                 (Arc::new(yaml), line)
             }
@@ -164,6 +166,7 @@ pub(super) fn gateway(
         forward: ForwardSettings { identity, trusted_proxies },
         limits,
         permission_api,
+        plugins,
         summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
     })
 }
@@ -212,6 +215,51 @@ fn limits(problems: &mut Problems, raw: &raw::Limits) -> Limits {
             .http2_max_local_error_reset_streams
             .unwrap_or(defaults.http2_max_local_error_reset_streams),
     }
+}
+
+fn plugins(
+    problems: &mut Problems,
+    raw: &BTreeMap<String, raw::Plugin>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Plugins {
+    let mut list = Vec::new();
+    let mut owners = HashMap::new();
+    for (id, plugin) in raw {
+        let key = format!("plugins.{id}");
+        let base = plugin.url.trim_end_matches('/');
+        let apply_conditions = match format!("{base}/.well-known/backstage/permissions/apply-conditions").parse::<Uri>()
+        {
+            Ok(uri) if uri.scheme_str() == Some("http") && uri.authority().is_some() => uri,
+            _ => {
+                problems.add(
+                    format!("{key}.url"),
+                    format!("expected an `http://host:port/api/{id}` URL, got `{}`", plugin.url),
+                );
+                continue;
+            }
+        };
+        let authorization = match &plugin.token_env {
+            None => None,
+            Some(var) => match env(var).map(|token| HeaderValue::from_str(&format!("Bearer {token}"))) {
+                Some(Ok(value)) => Some(value),
+                Some(Err(_)) => {
+                    problems
+                        .add(format!("{key}.token_env"), format!("the token in `{var}` is not a valid header value"));
+                    None
+                }
+                None => {
+                    problems.add(format!("{key}.token_env"), format!("environment variable `{var}` is not set"));
+                    None
+                }
+            },
+        };
+        let timeout = duration(problems, &format!("{key}.timeout"), plugin.timeout.as_deref(), 10);
+        for resource_type in &plugin.resource_types {
+            owners.insert(resource_type.clone(), id.clone());
+        }
+        list.push(Plugin { id: id.clone(), apply_conditions, authorization, timeout });
+    }
+    Plugins::new(list, owners)
 }
 
 fn needs_tokens(routes: &Option<RouteTable>, unmatched: Unmatched) -> bool {
@@ -512,6 +560,11 @@ fn routes(
     }
 }
 
+/// The first segment after `/api/` of a route prefix (`/api/catalog` → `catalog`).
+fn default_plugin(prefix: &str) -> Option<String> {
+    prefix.strip_prefix("/api/").and_then(|rest| rest.split('/').next()).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
 fn describe(access: &Access) -> String {
     match access {
         Access::Public => "public".into(),
@@ -602,6 +655,7 @@ fn compile_rule(
                 _ => OnConditional::Deny,
             },
             max_body_bytes: rule.max_body_bytes.or(limits.max_body_bytes),
+            plugin: rule.plugin.clone().or_else(|| default_plugin(root)),
         }),
     })
 }

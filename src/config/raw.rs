@@ -22,6 +22,18 @@ pub(super) struct Gateway {
     pub(super) policy: Option<Policy>,
     #[serde(default)]
     pub(super) permission_api: Option<PermissionApi>,
+    #[serde(default)]
+    pub(super) plugins: BTreeMap<String, Plugin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Plugin {
+    pub(super) url: String,
+    pub(super) token_env: Option<String>,
+    #[serde(default)]
+    pub(super) resource_types: Vec<String>,
+    pub(super) timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +181,7 @@ pub(super) struct Rule {
     pub(super) authenticated: bool,
     pub(super) on_conditional: Option<OnConditional>,
     pub(super) max_body_bytes: Option<u64>,
+    pub(super) plugin: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -16,6 +16,7 @@ use super::request::parse;
 use crate::auth::{AuthFailure, Authenticator};
 use crate::body::{self, Body, BoxError};
 use crate::errors::{Rejection, reject_parts};
+use crate::plugins::Plugins;
 use crate::policy::PermissionPolicy;
 
 /// Serves the permission API in front of `inner`.
@@ -31,14 +32,20 @@ struct Shared {
     health_path: String,
     authenticator: Arc<Authenticator>,
     policy: Arc<dyn PermissionPolicy>,
+    plugins: Arc<Plugins>,
 }
 
 impl PermissionApiLayer {
     /// A layer answering `{path}/authorize` and `{path}/health`.
-    pub fn new(settings: ApiSettings, authenticator: Arc<Authenticator>, policy: Arc<dyn PermissionPolicy>) -> Self {
+    pub fn new(
+        settings: ApiSettings,
+        authenticator: Arc<Authenticator>,
+        policy: Arc<dyn PermissionPolicy>,
+        plugins: Arc<Plugins>,
+    ) -> Self {
         let authorize_path = format!("{}/authorize", settings.path);
         let health_path = format!("{}/health", settings.path);
-        Self { shared: Arc::new(Shared { settings, authorize_path, health_path, authenticator, policy }) }
+        Self { shared: Arc::new(Shared { settings, authorize_path, health_path, authenticator, policy, plugins }) }
     }
 }
 
@@ -123,13 +130,14 @@ where
     };
     // A user calling with their own token is a direct caller; plugin tokens acting for a user
     // are not accepted yet, so every caller here is direct.
-    match evaluate(&*shared.policy, &user, true, &items).await {
+    match evaluate(&*shared.policy, &shared.plugins, &user, true, &items).await {
         Ok(answers) => {
             let body = serde_json::to_vec(&serde_json::json!({ "items": answers })).unwrap_or_default();
             json(StatusCode::OK, body)
         }
         Err(EvaluateError::Input(message)) => reject_parts(&parts, Rejection::BadRequest(message)),
         Err(EvaluateError::Internal(message)) => reject_parts(&parts, Rejection::PolicyError(message)),
+        Err(EvaluateError::Upstream(status, message)) => reject_parts(&parts, Rejection::PluginStatus(status, message)),
     }
 }
 

@@ -12,6 +12,7 @@ use super::{PermissionPolicy, PolicyDecision, PolicyQuery};
 use crate::body::Body;
 use crate::errors::{Rejection, reject_parts};
 use crate::identity::Principal;
+use crate::plugins::{Applied, ApplyItem, Plugins, Verdict};
 use crate::routes::{Access, OnConditional, RouteMatch};
 
 /// Proof that a request passed authorization; only this module can make one, and the proxy
@@ -25,21 +26,22 @@ pub struct Permit {
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
     policy: Arc<dyn PermissionPolicy>,
+    plugins: Arc<Plugins>,
     enabled: bool,
 }
 
 impl AuthorizeLayer {
     /// A layer over `policy`; with `enabled == false` every authenticated request is allowed
     /// without asking the policy (Backstage's `permission.enabled: false`).
-    pub fn new(policy: Arc<dyn PermissionPolicy>, enabled: bool) -> Self {
-        Self { policy, enabled }
+    pub fn new(policy: Arc<dyn PermissionPolicy>, plugins: Arc<Plugins>, enabled: bool) -> Self {
+        Self { policy, plugins, enabled }
     }
 }
 
 impl<S> Layer<S> for AuthorizeLayer {
     type Service = Authorize<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Authorize { inner, policy: self.policy.clone(), enabled: self.enabled }
+        Authorize { inner, policy: self.policy.clone(), plugins: self.plugins.clone(), enabled: self.enabled }
     }
 }
 
@@ -48,6 +50,7 @@ impl<S> Layer<S> for AuthorizeLayer {
 pub struct Authorize<S> {
     inner: S,
     policy: Arc<dyn PermissionPolicy>,
+    plugins: Arc<Plugins>,
     enabled: bool,
 }
 
@@ -70,10 +73,11 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
+        let plugins = self.plugins.clone();
         let enabled = self.enabled;
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match decide(&*policy, enabled, &parts).await {
+            match decide(&*policy, &plugins, enabled, &parts).await {
                 Ok(permit) => {
                     parts.extensions.insert(permit);
                     inner.call(Request::from_parts(parts, body)).await
@@ -84,7 +88,12 @@ where
     }
 }
 
-async fn decide(policy: &dyn PermissionPolicy, enabled: bool, request: &Parts) -> Result<Permit, Rejection> {
+async fn decide(
+    policy: &dyn PermissionPolicy,
+    plugins: &Plugins,
+    enabled: bool,
+    request: &Parts,
+) -> Result<Permit, Rejection> {
     let permit = Permit { _private: () };
     // INVARIANT: MatchRoute and Authenticate ran before; a missing extension fails closed.
     let found = request.extensions.get::<RouteMatch>().ok_or(Rejection::Internal)?;
@@ -117,8 +126,39 @@ async fn decide(policy: &dyn PermissionPolicy, enabled: bool, request: &Parts) -
             span.record("decision", "DENY");
             Err(Rejection::Forbidden(format!("permission {on} is denied for `{}`", principal.user_entity_ref)))
         }
-        PolicyDecision::Conditional(_) => {
+        PolicyDecision::Conditional(conditional) => {
             span.record("decision", "CONDITIONAL");
+            // A named resource whose owning plugin is configured: let the plugin apply the
+            // conditions, exactly as Backstage's permission backend would.
+            let owner = if plugins.contains(&conditional.plugin_id) {
+                Some(conditional.plugin_id.clone())
+            } else {
+                found.rule.plugin.clone().filter(|plugin| plugins.contains(plugin))
+            };
+            if let (Some(resource), Some(plugin)) = (found.resource_ref.as_deref(), owner) {
+                let item = ApplyItem {
+                    id: "0".into(),
+                    resource_ref: serde_json::Value::from(resource),
+                    resource_type: conditional.resource_type,
+                    conditions: conditional.conditions,
+                };
+                return match plugins.apply_conditions(&plugin, std::slice::from_ref(&item)).await {
+                    Ok(results) if results.first() == Some(&Applied::One(Verdict::Allow)) => {
+                        span.record("decision", "CONDITIONAL→ALLOW");
+                        Ok(permit)
+                    }
+                    Ok(_) => {
+                        span.record("decision", "CONDITIONAL→DENY");
+                        Err(Rejection::Forbidden(format!(
+                            "permission {on} is denied for `{}` (conditions applied by plugin `{plugin}`)",
+                            principal.user_entity_ref
+                        )))
+                    }
+                    Err(err) => Err(Rejection::ConditionsUnavailable(format!(
+                        "permission {on} is conditional and its conditions could not be applied: {err}"
+                    ))),
+                };
+            }
             match found.rule.on_conditional {
                 OnConditional::Forward => Ok(permit),
                 OnConditional::Deny => Err(Rejection::Forbidden(format!(

@@ -133,6 +133,7 @@ mod tests {
                 resource_ref: None,
                 on_conditional: OnConditional::Deny,
                 max_body_bytes: None,
+                plugin: None,
             }),
             resource_ref: None,
             forward_path: http::uri::PathAndQuery::from_static("/x"),

@@ -45,4 +45,7 @@ pub struct Rule {
     pub on_conditional: OnConditional,
     /// Largest request body forwarded (`None`: unlimited); larger → 413.
     pub max_body_bytes: Option<u64>,
+    /// The plugin that owns the rule's resources (`plugin:`, default: the first segment after
+    /// `/api/` of the route prefix), asked to apply CONDITIONAL decisions.
+    pub plugin: Option<String>,
 }

@@ -236,6 +236,7 @@ fn build_preflight(prefixes: &[PrefixSpec], problems: &mut Vec<TableProblem>) ->
             resource_ref: None,
             on_conditional: OnConditional::Deny,
             max_body_bytes: Some(0),
+            plugin: None,
         });
         for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
             if let Err(err) = tree.insert(template, rule.clone()) {
@@ -273,6 +274,7 @@ fn build_unmatched(
             resource_ref: None,
             on_conditional: OnConditional::Deny,
             max_body_bytes: spec.max_body_bytes,
+            plugin: None,
         });
         for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
             if let Err(err) = tree.insert(template, rule.clone()) {

@@ -18,6 +18,7 @@ fn rule(label: &str, template: &str, methods: Option<&[Method]>) -> RuleSpec {
             resource_ref: None,
             on_conditional: OnConditional::Deny,
             max_body_bytes: None,
+            plugin: None,
         }),
     }
 }
