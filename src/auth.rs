@@ -13,6 +13,7 @@ pub mod jwks;
 pub mod keys;
 pub mod layer;
 pub mod token;
+pub mod userinfo;
 
 use std::sync::Arc;
 
@@ -127,8 +128,13 @@ impl Authenticator {
         let mut last = None;
         for (index, issuer) in candidates {
             match verify_with(issuer, &token).await {
-                Ok((principal, exp)) => {
-                    let expires_at = exp.unwrap_or(u64::MAX);
+                Ok(verified) => {
+                    let principal = if verified.needs_userinfo {
+                        issuer.with_userinfo_groups(verified.principal, raw).await?
+                    } else {
+                        verified.principal
+                    };
+                    let expires_at = verified.expires_at.unwrap_or(u64::MAX);
                     return Ok(CachedToken::new(principal, expires_at, index, token.header.kid.as_deref()));
                 }
                 Err(err) => last = Some(err),
@@ -138,7 +144,7 @@ impl Authenticator {
     }
 }
 
-async fn verify_with(issuer: &Issuer, token: &UnverifiedToken<'_>) -> Result<(Principal, Option<u64>), AuthError> {
+async fn verify_with(issuer: &Issuer, token: &UnverifiedToken<'_>) -> Result<issuer::Verified, AuthError> {
     match &issuer.keys {
         KeySource::Static(ring) => issuer.verify(token, ring),
         KeySource::Jwks(cache) => {

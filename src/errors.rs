@@ -25,9 +25,10 @@ pub enum Rejection {
     /// The owning plugin answered apply-conditions with an error status, passed on.
     #[error("{1}")]
     PluginStatus(u16, String),
-    /// Conditions could not be applied on the proxy path: fail closed.
+    /// A dependency needed for the decision (userinfo, a plugin applying conditions) failed:
+    /// fail closed.
     #[error("{0}")]
-    ConditionsUnavailable(String),
+    DependencyUnavailable(String),
     /// No bearer token was sent to a route that needs one.
     #[error("missing bearer token: this route requires an `Authorization: Bearer` token")]
     MissingToken,
@@ -60,6 +61,17 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The rejection for a token that did not authenticate: 401, or 503 when the token may be
+    /// fine but group membership could not be fetched.
+    pub fn from_auth(err: AuthError) -> Self {
+        match err {
+            AuthError::UserinfoUnavailable(reason) => Rejection::DependencyUnavailable(format!(
+                "group membership could not be fetched from userinfo: {reason}"
+            )),
+            other => Rejection::InvalidToken(other),
+        }
+    }
+
     /// The status code for this rejection: the one table of statuses.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -71,7 +83,7 @@ impl Rejection {
             Rejection::PluginStatus(status, _) => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
-            Rejection::ConditionsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::DependencyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Forbidden(_) => StatusCode::FORBIDDEN,
             Rejection::NoRoute { .. } => StatusCode::NOT_FOUND,
             Rejection::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -90,7 +102,7 @@ impl Rejection {
             }
             Rejection::PolicyError(_) => "Error",
             Rejection::PluginStatus(..) => "ResponseError",
-            Rejection::ConditionsUnavailable(_) => "ServiceUnavailableError",
+            Rejection::DependencyUnavailable(_) => "ServiceUnavailableError",
             Rejection::Forbidden(_) => "NotAllowedError",
             Rejection::NoRoute { .. } => "NotFoundError",
             Rejection::PayloadTooLarge(_) => "PayloadTooLargeError",

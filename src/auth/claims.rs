@@ -42,6 +42,11 @@ pub fn is_safe_ref(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'.' | b'_' | b'-' | b'@' | b'+'))
 }
 
+/// True when the claim is present (and not null).
+pub fn has(claims: &Value, path: &ClaimPath) -> bool {
+    !matches!(path.lookup(claims), None | Some(Value::Null))
+}
+
 /// The user entity ref.
 pub fn user(claims: &Value, path: &ClaimPath) -> Result<String, AuthError> {
     match path.lookup(claims) {

@@ -73,6 +73,9 @@ pub enum AuthError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The userinfo endpoint needed for the user's groups did not answer usefully (→ 503).
+    #[error("group membership could not be fetched from userinfo: {0}")]
+    UserinfoUnavailable(String),
     /// The token type cannot be used here.
     #[error("token type `{0}` is not accepted here")]
     WrongTokenType(String),

@@ -44,6 +44,19 @@ pub struct IssuerSettings {
     pub allow_missing_exp: bool,
     /// Most ownership refs a token may carry.
     pub max_ownership_refs: usize,
+    /// Where groups come from when a token has no groups claim.
+    pub userinfo: Option<super::userinfo::Userinfo>,
+}
+
+/// A verified token.
+#[derive(Debug)]
+pub struct Verified {
+    /// Who it proves.
+    pub principal: Principal,
+    /// Its `exp`.
+    pub expires_at: Option<u64>,
+    /// It has no groups claim and the issuer has a userinfo endpoint to ask.
+    pub needs_userinfo: bool,
 }
 
 /// A trusted issuer, ready to verify tokens.
@@ -131,8 +144,8 @@ impl Issuer {
     }
 
     /// Verifies the token with keys in hand and reads the principal.
-    /// Returns the principal and the token's `exp`.
-    pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<(Principal, Option<u64>), AuthError> {
+    /// Verifies the token and reads the principal.
+    pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<Verified, AuthError> {
         let alg = self.check_algorithm(token)?;
         let validation = self
             .validations
@@ -168,7 +181,9 @@ impl Issuer {
             match jsonwebtoken::decode::<Value>(token.raw, &key.decoding, validation) {
                 Ok(data) => {
                     let expires_at = data.claims.get("exp").and_then(Value::as_u64);
-                    return Ok((self.principal(&data.claims)?, expires_at));
+                    let needs_userinfo =
+                        self.settings.userinfo.is_some() && !claims::has(&data.claims, &self.settings.groups_claim);
+                    return Ok(Verified { principal: self.principal(&data.claims)?, expires_at, needs_userinfo });
                 }
                 Err(err) => {
                     last = map_error(err.kind());
@@ -179,6 +194,13 @@ impl Issuer {
             }
         }
         Err(last)
+    }
+
+    /// Completes a principal whose token had no groups claim, from userinfo.
+    pub async fn with_userinfo_groups(&self, principal: Principal, token: &str) -> Result<Principal, AuthError> {
+        let Some(userinfo) = &self.settings.userinfo else { return Ok(principal) };
+        let groups = userinfo.groups(token, &self.settings.groups_claim, self.settings.max_ownership_refs).await?;
+        Ok(Principal::new(principal.user_entity_ref.to_string(), groups, self.settings.name.clone()))
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {

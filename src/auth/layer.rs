@@ -81,7 +81,7 @@ where
                     request,
                     Rejection::BadRequest("more than one `Authorization` header was sent".into()),
                 )),
-                Err(AuthFailure::Invalid(err)) => Ok(reject_parts(request, Rejection::InvalidToken(err))),
+                Err(AuthFailure::Invalid(err)) => Ok(reject_parts(request, Rejection::from_auth(err))),
             }
         })
     }

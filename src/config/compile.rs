@@ -380,6 +380,18 @@ fn issuers(
         let groups_claim =
             claim_path(problems, &format!("{key}.groups_claim"), issuer.groups_claim.as_deref().unwrap_or("ent"));
         let leeway = duration(problems, &format!("{key}.leeway"), issuer.leeway.as_deref(), 60);
+        let userinfo_timeout =
+            duration(problems, &format!("{key}.userinfo_timeout"), issuer.userinfo_timeout.as_deref(), 2);
+        let userinfo = match issuer.userinfo_url.as_deref().map(|u| (u, u.parse::<Uri>())) {
+            None => None,
+            Some((_, Ok(uri))) if uri.scheme_str() == Some("http") && uri.authority().is_some() => {
+                Some(crate::auth::userinfo::Userinfo::new(uri, userinfo_timeout))
+            }
+            Some((text, _)) => {
+                problems.add(format!("{key}.userinfo_url"), format!("expected an `http://` URL, got `{text}`"));
+                None
+            }
+        };
         if problems.0.len() > before {
             continue;
         }
@@ -411,6 +423,7 @@ fn issuers(
             leeway_seconds: leeway.as_secs(),
             allow_missing_exp: issuer.insecure_allow_missing_exp,
             max_ownership_refs: issuer.max_ownership_refs.unwrap_or(1000),
+            userinfo,
         };
         issuers.push(Arc::new(Issuer::new(settings, keys)));
     }

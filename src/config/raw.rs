@@ -133,6 +133,8 @@ pub(super) struct Issuer {
     pub(super) jwks_min_refetch_interval: Option<String>,
     #[serde(default)]
     pub(super) jwks_required_at_start: bool,
+    pub(super) userinfo_url: Option<String>,
+    pub(super) userinfo_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

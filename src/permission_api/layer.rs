@@ -107,7 +107,7 @@ where
         Err(AuthFailure::Duplicate) => {
             return reject_parts(&parts, Rejection::BadRequest("more than one `Authorization` header was sent".into()));
         }
-        Err(AuthFailure::Invalid(err)) => return reject_parts(&parts, Rejection::InvalidToken(err)),
+        Err(AuthFailure::Invalid(err)) => return reject_parts(&parts, Rejection::from_auth(err)),
     };
     let limit = shared.settings.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {

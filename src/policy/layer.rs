@@ -154,7 +154,7 @@ async fn decide(
                             principal.user_entity_ref
                         )))
                     }
-                    Err(err) => Err(Rejection::ConditionsUnavailable(format!(
+                    Err(err) => Err(Rejection::DependencyUnavailable(format!(
                         "permission {on} is conditional and its conditions could not be applied: {err}"
                     ))),
                 };
