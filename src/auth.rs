@@ -12,6 +12,7 @@ pub mod issuer;
 pub mod jwks;
 pub mod keys;
 pub mod layer;
+pub mod plugin_token;
 pub mod token;
 pub mod userinfo;
 
@@ -115,6 +116,19 @@ impl Authenticator {
     /// order), check the algorithm, find the key (refetching the JWKS once for an unknown
     /// `kid`), verify signature and claims.
     pub async fn verify_uncached(&self, raw: &str) -> Result<CachedToken, AuthError> {
+        self.verify_as(raw, false).await
+    }
+
+    /// Verifies the `obo` user token of a plugin token: a limited user token is expected.
+    /// Never cached, so a limited token can never be replayed as a direct bearer token.
+    pub async fn verify_on_behalf_of(&self, raw: &str) -> Result<Principal, AuthError> {
+        if raw.len() > self.max_token_bytes {
+            return Err(AuthError::TooLarge { size: raw.len(), limit: self.max_token_bytes });
+        }
+        self.verify_as(raw, true).await.map(|entry| entry.principal)
+    }
+
+    async fn verify_as(&self, raw: &str, on_behalf_of: bool) -> Result<CachedToken, AuthError> {
         let token = UnverifiedToken::parse(raw)?;
         let claimed = if self.issuers.iter().any(|i| i.iss().is_some()) { token.claimed_issuer()? } else { None };
         let by_iss = claimed.as_deref().and_then(|iss| self.issuers.iter().find(|i| i.iss() == Some(iss)));
@@ -127,7 +141,7 @@ impl Authenticator {
         }
         let mut last = None;
         for (index, issuer) in candidates {
-            match verify_with(issuer, &token).await {
+            match verify_with(issuer, &token, on_behalf_of).await {
                 Ok(verified) => {
                     let principal = if verified.needs_userinfo {
                         issuer.with_userinfo_groups(verified.principal, raw).await?
@@ -144,18 +158,22 @@ impl Authenticator {
     }
 }
 
-async fn verify_with(issuer: &Issuer, token: &UnverifiedToken<'_>) -> Result<issuer::Verified, AuthError> {
+async fn verify_with(
+    issuer: &Issuer,
+    token: &UnverifiedToken<'_>,
+    on_behalf_of: bool,
+) -> Result<issuer::Verified, AuthError> {
     match &issuer.keys {
-        KeySource::Static(ring) => issuer.verify(token, ring),
+        KeySource::Static(ring) => issuer.verify(token, ring, on_behalf_of),
         KeySource::Jwks(cache) => {
             let ring = cache.current();
             if ring.knows(token.header.kid.as_deref()) {
-                return issuer.verify(token, &ring);
+                return issuer.verify(token, &ring, on_behalf_of);
             }
             // Refuse a token with a bad algorithm before it can trigger a fetch.
             issuer.check_algorithm(token)?;
             let ring = cache.refetch_for_unknown_key().await;
-            issuer.verify(token, &ring)
+            issuer.verify(token, &ring, on_behalf_of)
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Authenticator;
+use crate::auth::plugin_token::PluginTokens;
 use crate::connection::Limits;
 use crate::permission_api::ApiSettings;
 use crate::plugins::Plugins;
@@ -51,6 +52,8 @@ pub struct Config {
     pub permission_api: Option<ApiSettings>,
     /// The plugins that apply conditions to their resources.
     pub plugins: Arc<Plugins>,
+    /// Verifier of plugin tokens sent to the permission API by configured plugins.
+    pub plugin_tokens: Arc<PluginTokens>,
     /// A human summary for `stagedoor check`.
     pub summary: Summary,
 }

@@ -59,6 +59,7 @@ pub fn app(config: &Config) -> App {
                 config.authenticator.clone(),
                 config.policy.clone(),
                 config.plugins.clone(),
+                config.plugin_tokens.clone(),
             )
         }))
         // Route first: a rule may be public, and the path decided is the path forwarded.

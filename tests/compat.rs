@@ -267,3 +267,85 @@ policy: {{ file: policy.yaml }}
     running.shutdown().await;
     drop(plugin);
 }
+
+/// POSTs JSON to mint.js and returns the answer.
+async fn mint(mint_url: &str, path: &str, body: Value) -> Value {
+    client().post(format!("{mint_url}{path}")).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backstage_plugin_tokens_with_and_without_obo_are_handled_like_the_permission_backend() {
+    let Some(node) = NodeEnv::detect() else { return };
+    // mint.js signs user, limited and plugin tokens exactly as Backstage does and serves their
+    // JWKS where Backstage would: /api/auth/.well-known/jwks.json and
+    // /api/<plugin>/.backstage/auth/v1/jwks.json.
+    let minter = {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || node.start("mint.js", &[])).await.unwrap().unwrap()
+    };
+    let mint_url = minter.info["url"].as_str().unwrap().to_owned();
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let yaml = format!(
+        r#"
+permission_api: {{ enabled: true }}
+plugins:
+  catalog: {{ url: "{mint_url}/api/catalog" }}
+identity:
+  issuers:
+    - {{ name: backstage, jwks_url: "{mint_url}/api/auth/.well-known/jwks.json", algorithms: [ES256], userinfo_url: "{mint_url}/api/auth/v1/userinfo" }}
+upstreams:
+  app: {{ url: "{}" }}
+routes:
+  - prefix: /api/app
+    upstream: app
+    rules:
+      - {{ path: /health, public: true }}
+policy: {{ file: policy.yaml }}
+"#,
+        backend.url()
+    );
+    let gw = Gateway::start_with(&yaml, &[("policy.yaml", POLICY)]).await;
+    let user = mint(
+        &mint_url,
+        "/__mint/user",
+        json!({"sub": "user:default/dan", "ent": ["user:default/dan", "group:default/team-a"]}),
+    )
+    .await;
+    let user_token = user["token"].as_str().unwrap().to_owned();
+    let on_behalf =
+        mint(&mint_url, "/__mint/plugin", json!({"sub": "catalog", "aud": "permission", "obo": user_token})).await;
+    let service = mint(&mint_url, "/__mint/plugin", json!({"sub": "catalog", "aud": "permission"})).await;
+    let stranger =
+        mint(&mint_url, "/__mint/plugin", json!({"sub": "scaffolder", "aud": "permission", "obo": user_token})).await;
+    let wrong_aud =
+        mint(&mint_url, "/__mint/plugin", json!({"sub": "catalog", "aud": "catalog", "obo": user_token})).await;
+
+    let item = json!({"id": "1", "permission": {"type": "resource", "name": "catalog.entity.delete", "attributes": {"action": "delete"}, "resourceType": "catalog-entity"}});
+    let body = json!({"items": [item, {"id": "2", "permission": {"type": "basic", "name": "catalog.location.read", "attributes": {"action": "read"}}}]});
+    let ask = |token: &str| {
+        client().post(gw.url("/api/permission/authorize")).bearer_auth(token.to_owned()).json(&body).send()
+    };
+    // A plugin acting for dan (obo) receives the raw CONDITIONAL decision, with dan's refs —
+    // resolved from the limited obo token through userinfo, since limited tokens carry no `ent`.
+    let answer: Value = ask(on_behalf["token"].as_str().unwrap()).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["items"][0]["result"], "CONDITIONAL", "{answer}");
+    assert_eq!(answer["items"][0]["pluginId"], "catalog");
+    assert_eq!(
+        answer["items"][0]["conditions"],
+        json!({"anyOf": [{"rule": "IS_ENTITY_OWNER", "resourceType": "catalog-entity", "params": {"claims": ["user:default/dan", "group:default/team-a"]}}]})
+    );
+    assert_eq!(answer["items"][1], json!({"id": "2", "result": "ALLOW"}));
+    // A service principal (no obo) is refused, as Backstage does.
+    let message = envelope(ask(service["token"].as_str().unwrap()).await.unwrap(), 403, "NotAllowedError").await;
+    assert_eq!(message, "This endpoint does not allow 'service' credentials");
+    // A plugin stagedoor does not know, or a token addressed to another plugin: 401.
+    envelope(ask(stranger["token"].as_str().unwrap()).await.unwrap(), 401, "AuthenticationError").await;
+    envelope(ask(wrong_aud["token"].as_str().unwrap()).await.unwrap(), 401, "AuthenticationError").await;
+    // The user's own token is a direct caller: a resource permission without a ref is 400.
+    envelope(ask(&user_token).await.unwrap(), 400, "InputError").await;
+    // A limited token is only good inside `obo`, never as a bearer token of its own.
+    let limited = user["limitedToken"].as_str().unwrap();
+    let message = envelope(ask(limited).await.unwrap(), 401, "AuthenticationError").await;
+    assert!(message.contains("vnd.backstage.limited-user"), "{message}");
+    drop(minter);
+}

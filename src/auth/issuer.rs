@@ -144,16 +144,26 @@ impl Issuer {
     }
 
     /// Verifies the token with keys in hand and reads the principal.
-    /// Verifies the token and reads the principal.
-    pub fn verify(&self, token: &UnverifiedToken<'_>, ring: &KeyRing) -> Result<Verified, AuthError> {
+    /// Verifies the token and reads the principal. `on_behalf_of`: the token is the `obo` of a
+    /// plugin token, where Backstage's limited user tokens are the expected kind.
+    pub fn verify(
+        &self,
+        token: &UnverifiedToken<'_>,
+        ring: &KeyRing,
+        on_behalf_of: bool,
+    ) -> Result<Verified, AuthError> {
         let alg = self.check_algorithm(token)?;
         let validation = self
             .validations
             .iter()
             .find_map(|(a, v)| (*a == alg).then_some(v))
             .ok_or_else(|| AuthError::Malformed("algorithm has no validation".into()))?;
-        if let Some(typ @ ("vnd.backstage.limited-user" | "vnd.backstage.plugin")) = token.header.typ.as_deref() {
-            return Err(AuthError::WrongTokenType(typ.to_owned()));
+        match token.header.typ.as_deref() {
+            Some("vnd.backstage.limited-user") if on_behalf_of => {}
+            Some(typ @ ("vnd.backstage.limited-user" | "vnd.backstage.plugin")) => {
+                return Err(AuthError::WrongTokenType(typ.to_owned()));
+            }
+            _ => {}
         }
         let candidates = ring.candidates(token.header.kid.as_deref()).map_err(|err| match err {
             AuthError::UnknownKey { kid, .. } => AuthError::UnknownKey { kid, issuer: self.settings.name.to_string() },

@@ -14,6 +14,7 @@ use crate::auth::cache::CacheLimits;
 use crate::auth::claims::ClaimPath;
 use crate::auth::jwks::{JwksCache, JwksTiming};
 use crate::auth::keys::{Key, KeyRing};
+use crate::auth::plugin_token::PluginTokens;
 use crate::auth::{Authenticator, DEFAULT_MAX_TOKEN_BYTES, Issuer, IssuerSettings, KeySource};
 use crate::connection::Limits;
 use crate::plugins::{Plugin, Plugins};
@@ -129,6 +130,7 @@ pub(super) fn gateway(
     }
 
     let plugins = Arc::new(plugins(&mut problems, &raw.plugins, env));
+    let plugin_tokens = Arc::new(plugin_tokens(&raw.plugins));
     let (policy, policy_line): (Arc<dyn PermissionPolicy>, String) = match raw.policy {
         None => (Arc::new(AllowAllPolicy), "allow-all (default)".into()),
         Some(raw::Policy::Named(name)) if name == "allow-all" => (Arc::new(AllowAllPolicy), "allow-all".into()),
@@ -167,6 +169,7 @@ pub(super) fn gateway(
         limits,
         permission_api,
         plugins,
+        plugin_tokens,
         summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
     })
 }
@@ -260,6 +263,20 @@ fn plugins(
         list.push(Plugin { id: id.clone(), apply_conditions, authorization, timeout });
     }
     Plugins::new(list, owners)
+}
+
+/// Each configured plugin may call the permission API with plugin tokens signed by the keys it
+/// publishes at `{url}/.backstage/auth/v1/jwks.json` (fetched when a token first needs them).
+fn plugin_tokens(raw: &BTreeMap<String, raw::Plugin>) -> PluginTokens {
+    let keys = raw
+        .iter()
+        .filter_map(|(id, plugin)| {
+            let url = format!("{}/.backstage/auth/v1/jwks.json", plugin.url.trim_end_matches('/'));
+            let uri = url.parse::<Uri>().ok()?;
+            Some((id.clone(), Arc::new(JwksCache::new(format!("plugin:{id}").into(), uri, JwksTiming::default()))))
+        })
+        .collect();
+    PluginTokens::new("permission", keys)
 }
 
 fn needs_tokens(routes: &Option<RouteTable>, unmatched: Unmatched) -> bool {

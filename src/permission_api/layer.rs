@@ -13,9 +13,11 @@ use tower::{Layer, Service};
 use super::ApiSettings;
 use super::evaluate::{EvaluateError, evaluate};
 use super::request::parse;
+use crate::auth::plugin_token::{PluginTokens, is_plugin_token};
 use crate::auth::{AuthFailure, Authenticator};
 use crate::body::{self, Body, BoxError};
 use crate::errors::{Rejection, reject_parts};
+use crate::identity::Principal;
 use crate::plugins::Plugins;
 use crate::policy::PermissionPolicy;
 
@@ -33,6 +35,7 @@ struct Shared {
     authenticator: Arc<Authenticator>,
     policy: Arc<dyn PermissionPolicy>,
     plugins: Arc<Plugins>,
+    plugin_tokens: Arc<PluginTokens>,
 }
 
 impl PermissionApiLayer {
@@ -42,10 +45,12 @@ impl PermissionApiLayer {
         authenticator: Arc<Authenticator>,
         policy: Arc<dyn PermissionPolicy>,
         plugins: Arc<Plugins>,
+        plugin_tokens: Arc<PluginTokens>,
     ) -> Self {
         let authorize_path = format!("{}/authorize", settings.path);
         let health_path = format!("{}/health", settings.path);
-        Self { shared: Arc::new(Shared { settings, authorize_path, health_path, authenticator, policy, plugins }) }
+        let shared = Shared { settings, authorize_path, health_path, authenticator, policy, plugins, plugin_tokens };
+        Self { shared: Arc::new(shared) }
     }
 }
 
@@ -100,14 +105,11 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = request.into_parts();
-    // Credentials first, as Backstage does.
-    let user = match shared.authenticator.authenticate(&parts.headers).await {
-        Ok(user) => user,
-        Err(AuthFailure::Missing) => return reject_parts(&parts, Rejection::MissingCredentials),
-        Err(AuthFailure::Duplicate) => {
-            return reject_parts(&parts, Rejection::BadRequest("more than one `Authorization` header was sent".into()));
-        }
-        Err(AuthFailure::Invalid(err)) => return reject_parts(&parts, Rejection::from_auth(err)),
+    // Credentials first, as Backstage does: a user's own token (a direct caller), or a plugin
+    // token, which must act for a user (`obo`); service principals are refused.
+    let (user, direct) = match credentials(shared, &parts.headers).await {
+        Ok(caller) => caller,
+        Err(rejection) => return reject_parts(&parts, rejection),
     };
     let limit = shared.settings.max_body_bytes;
     let bytes = match Limited::new(body, limit).collect().await {
@@ -128,9 +130,7 @@ where
             return reject_parts(&parts, Rejection::BadRequest(message));
         }
     };
-    // A user calling with their own token is a direct caller; plugin tokens acting for a user
-    // are not accepted yet, so every caller here is direct.
-    match evaluate(&*shared.policy, &shared.plugins, &user, true, &items).await {
+    match evaluate(&*shared.policy, &shared.plugins, &user, direct, &items).await {
         Ok(answers) => {
             let body = serde_json::to_vec(&serde_json::json!({ "items": answers })).unwrap_or_default();
             json(StatusCode::OK, body)
@@ -139,6 +139,27 @@ where
         Err(EvaluateError::Internal(message)) => reject_parts(&parts, Rejection::PolicyError(message)),
         Err(EvaluateError::Upstream(status, message)) => reject_parts(&parts, Rejection::PluginStatus(status, message)),
     }
+}
+
+/// The user the request is for, and whether they called directly.
+async fn credentials(shared: &Shared, headers: &http::HeaderMap) -> Result<(Principal, bool), Rejection> {
+    let raw = match Authenticator::bearer(headers) {
+        Ok(raw) => raw,
+        Err(AuthFailure::Missing) => return Err(Rejection::MissingCredentials),
+        Err(AuthFailure::Duplicate) => {
+            return Err(Rejection::BadRequest("more than one `Authorization` header was sent".into()));
+        }
+        Err(AuthFailure::Invalid(err)) => return Err(Rejection::from_auth(err)),
+    };
+    if is_plugin_token(raw) {
+        let caller = shared.plugin_tokens.verify(raw, &shared.authenticator).await.map_err(Rejection::from_auth)?;
+        return match caller.on_behalf_of {
+            Some(user) => Ok((user, false)),
+            None => Err(Rejection::Forbidden("This endpoint does not allow 'service' credentials".into())),
+        };
+    }
+    let user = shared.authenticator.verify(raw).await.map_err(Rejection::from_auth)?;
+    Ok((user, true))
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
