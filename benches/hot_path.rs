@@ -8,7 +8,9 @@
 //! - `route_and_decide/{10,1000,10000}`: both, as one request pays them;
 //! - `verify/<alg>/{signature_only,uncached,cached}`: aws-lc-rs signature check alone (the
 //!   crypto floor), full verification, and a verified-token cache hit;
-//! - `normalize/{typical,hostile}`: path normalization.
+//! - `normalize/{typical,hostile}`: path normalization;
+//! - `authorize/{1,50}`: the `/api/permission/authorize` handler in process (HS256 token from
+//!   the cache, body parse, 1,000-role YAML policy, JSON answer).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // setup failures should abort the bench
 
@@ -233,5 +235,68 @@ fn bench_normalize(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_routes_and_policy, bench_tokens, bench_normalize);
+fn bench_authorize(c: &mut Criterion) {
+    use http_body_util::Full;
+    use tower::{Service, ServiceExt};
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let secret = "0123456789abcdef0123456789abcdef-bench";
+    let dir = std::env::temp_dir().join(format!("stagedoor-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut policy_yaml = String::from("roles:\n");
+    for i in 0..1000 {
+        policy_yaml.push_str(&format!(
+            "  - name: role:default/r{i}\n    members: [group:default/g{i}]\n    allow:\n      - permission: svc{i}.read\n    deny:\n      - permission: svc{i}.create\n"
+        ));
+    }
+    std::fs::write(dir.join("policy.yaml"), policy_yaml).expect("policy");
+    let yaml = "permission_api: { enabled: true }\nidentity:\n  issuers:\n    - { name: bench, secret_env: S, algorithms: [HS256] }\npolicy: { file: policy.yaml }\n";
+    let config = Config::from_yaml(yaml, &dir.join("gateway.yaml"), |_| Some(secret.to_string())).expect("config");
+    let layer = stagedoor::permission_api::PermissionApiLayer::new(
+        config.permission_api.clone().expect("enabled"),
+        config.authenticator.clone(),
+        config.policy.clone(),
+        config.plugins.clone(),
+        config.plugin_tokens.clone(),
+    );
+    let inner = tower::service_fn(|_req: Request<Full<bytes::Bytes>>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(stagedoor::body::empty()))
+    });
+    let service = tower::Layer::layer(&layer, inner);
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims =
+        serde_json::json!({"sub": "user:default/u500", "ent": ["group:default/g500"], "iat": now, "exp": now + 3600});
+    let token =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+            .expect("sign");
+    let mut group = c.benchmark_group("authorize");
+    for n in [1usize, 50] {
+        let items: Vec<serde_json::Value> = (0..n)
+            .map(|i| serde_json::json!({"id": format!("id-{i}"), "permission": {"type": "basic", "name": format!("svc{}.read", 480 + i), "attributes": {"action": "read"}}}))
+            .collect();
+        let body = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({ "items": items })).expect("json"));
+        let request = || {
+            Request::post("/api/permission/authorize")
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))
+                .expect("request")
+        };
+        let mut warm = service.clone();
+        let response =
+            runtime.block_on(async { warm.ready().await.expect("ready").call(request()).await }).expect("call");
+        assert_eq!(response.status(), 200);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.to_async(&runtime).iter(|| {
+                let service = service.clone();
+                let request = request();
+                async move { black_box(service.oneshot(request).await.expect("call").status()) }
+            })
+        });
+    }
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench_routes_and_policy, bench_tokens, bench_normalize, bench_authorize);
 criterion_main!(benches);

@@ -1,14 +1,16 @@
 //! The route table: (method, normalized path) → one rule, compiled once into radix trees.
 //!
-//! Per HTTP method, two `matchit` radix trees: one for exact templates (static segments and
-//! `{param}`s) and one for templates ending in a `{*catch_all}`. A lookup costs at most two
-//! tree walks whatever the number of rules, and a rule that does not allow the method can
-//! never shadow one that does.
+//! Per HTTP method, and once more for rules that allow any method, two `matchit` radix trees:
+//! one for exact templates (static segments and `{param}`s) and one for templates ending in a
+//! `{*catch_all}`. Every rule sits only in the trees of its own methods, so a rule that does not
+//! allow the method can never shadow one that does, and a lookup costs at most four tree walks
+//! whatever the number of rules.
 //!
-//! Specificity: an exact template always beats a catch-all; within a tree, comparing segment
-//! by segment from the left, a static segment beats a `{param}` (and a longer static prefix
-//! beats a shorter one among catch-alls). The order of rules in the file never matters.
-//! `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template.
+//! Specificity: an exact template always beats a catch-all; otherwise, comparing segment by
+//! segment from the left, a static segment beats a `{param}`, which beats a `{*catch_all}` (so
+//! among catch-alls the longer static prefix wins). Between two equally specific templates, a
+//! rule that lists the method beats a rule for any method. The order of rules in the file never
+//! matters. `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use matchit::Router;
 use super::rule::{Access, OnConditional, Rule};
 use crate::proxy::Upstream;
 
-/// Methods with a tree of their own; any other method uses the `OTHER` tree, which holds
-/// only rules without a `methods` list.
+/// Methods with trees of their own; `ANY` holds the rules without a `methods` list, which is
+/// all that extension methods (`PURGE`, …) can match.
 const METHODS: [Method; 9] = [
     Method::GET,
     Method::HEAD,
@@ -32,10 +34,10 @@ const METHODS: [Method; 9] = [
     Method::TRACE,
     Method::CONNECT,
 ];
-const OTHER: usize = METHODS.len();
+const ANY: usize = METHODS.len();
 
 fn method_slot(method: &Method) -> usize {
-    METHODS.iter().position(|m| m == method).unwrap_or(OTHER)
+    METHODS.iter().position(|m| m == method).unwrap_or(ANY)
 }
 
 /// A rule before it joins the table.
@@ -103,10 +105,31 @@ impl Trees {
         let tree = if rule.template.contains("{*") { &mut self.catch_all } else { &mut self.exact };
         tree.insert(rule.template.to_string(), rule.clone())
     }
+}
 
-    fn at<'t, 'p>(&'t self, path: &'p str) -> Option<matchit::Match<'t, 'p, &'t Arc<Rule>>> {
-        self.exact.at(path).or_else(|_| self.catch_all.at(path)).ok()
+type Hit<'t, 'p> = matchit::Match<'t, 'p, &'t Arc<Rule>>;
+
+/// The more specific of a hit in the method's tree and a hit in the any-method tree.
+fn more_specific<'t, 'p>(method: Option<Hit<'t, 'p>>, any: Option<Hit<'t, 'p>>) -> Option<Hit<'t, 'p>> {
+    match (method, any) {
+        (Some(method), Some(any)) => {
+            Some(if specificity(&any.value.template) > specificity(&method.value.template) { any } else { method })
+        }
+        (method, any) => method.or(any),
     }
+}
+
+/// Segment kinds left to right: static 2, `{param}` 1, `{*catch_all}` 0; compared
+/// lexicographically.
+fn specificity(template: &str) -> Vec<u8> {
+    template
+        .split('/')
+        .map(|segment| match segment.as_bytes() {
+            [b'{', b'*', ..] => 0,
+            [b'{', ..] => 1,
+            _ => 2,
+        })
+        .collect()
 }
 
 /// The compiled route table.
@@ -127,7 +150,7 @@ impl RouteTable {
         unmatched: Unmatched,
     ) -> Result<Self, Vec<TableProblem>> {
         let mut problems = Vec::new();
-        let mut trees: Vec<Trees> = (0..=OTHER).map(|_| Trees::default()).collect();
+        let mut trees: Vec<Trees> = (0..=ANY).map(|_| Trees::default()).collect();
         // Which rule owns each (method, template), to name both sides of a duplicate.
         let mut owners: HashMap<(usize, Arc<str>), Arc<str>> = HashMap::new();
         let rule_count = rules.len();
@@ -135,7 +158,7 @@ impl RouteTable {
         let mut implicit_head = Vec::new();
         for spec in &rules {
             let slots: Vec<usize> = match &spec.methods {
-                None => (0..=OTHER).collect(),
+                None => vec![ANY],
                 Some(methods) => methods.iter().map(method_slot).collect(),
             };
             for slot in slots {
@@ -195,7 +218,13 @@ impl RouteTable {
 
     /// Finds the rule for a method and a normalized path.
     pub fn find<'t, 'p>(&'t self, method: &Method, path: &'p str) -> Option<Found<'t, 'p>> {
-        match self.trees[method_slot(method)].at(path) {
+        let slot = method_slot(method);
+        let own = (slot != ANY).then(|| &self.trees[slot]);
+        let any = &self.trees[ANY];
+        let exact = more_specific(own.and_then(|t| t.exact.at(path).ok()), any.exact.at(path).ok());
+        let hit =
+            exact.or_else(|| more_specific(own.and_then(|t| t.catch_all.at(path).ok()), any.catch_all.at(path).ok()));
+        match hit {
             Some(found) => Some(Found { rule: found.value, params: found.params }),
             None => {
                 self.unmatched.at(path).ok().map(|found| Found { rule: found.value, params: matchit::Params::new() })
@@ -220,7 +249,7 @@ impl RouteTable {
 }
 
 fn slot_name(slot: usize) -> &'static str {
-    METHODS.get(slot).map_or("other methods", |m| m.as_str())
+    METHODS.get(slot).map_or("any method", |m| m.as_str())
 }
 
 /// Prefixes with `cors_preflight: pass` get a public rule for preflight requests.

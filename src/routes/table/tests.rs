@@ -159,3 +159,24 @@ fn head_never_silently_loses_the_get_rule() {
     assert_eq!(problems[0].label, "get");
     assert!(problems[0].message.contains("for HEAD (which follows GET) conflicts"), "{}", problems[0].message);
 }
+
+#[test]
+fn any_method_rules_compete_on_specificity_and_lose_ties_to_listed_methods() {
+    let table = table(vec![
+        rule("any-static", "/api/x/health", None),
+        rule("get-param", "/api/x/{id}", Some(&[Method::GET])),
+        rule("any-param", "/api/y/{id}", None),
+        rule("get-param-y", "/api/y/{other}", Some(&[Method::GET])),
+        rule("any-catch-all", "/api/{*rest}", None),
+        rule("get-catch-all", "/api/x/{*rest}", Some(&[Method::GET])),
+    ]);
+    // A static any-method rule beats a GET param rule.
+    assert_eq!(found(&table, Method::GET, "/api/x/health").as_deref(), Some("any-static"));
+    assert_eq!(found(&table, Method::GET, "/api/x/7").as_deref(), Some("get-param"));
+    // Equally specific: the rule that lists the method wins; other methods get the any rule.
+    assert_eq!(found(&table, Method::GET, "/api/y/7").as_deref(), Some("get-param-y"));
+    assert_eq!(found(&table, Method::POST, "/api/y/7").as_deref(), Some("any-param"));
+    // Among catch-alls the longer static prefix wins, across trees.
+    assert_eq!(found(&table, Method::GET, "/api/x/7/8").as_deref(), Some("get-catch-all"));
+    assert_eq!(found(&table, Method::POST, "/api/x/7/8").as_deref(), Some("any-catch-all"));
+}
