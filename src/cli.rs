@@ -76,14 +76,17 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check { config } => match Config::load(&config) {
             Ok(loaded) => {
-                println!(
-                    "{}: ok (listen {}, permission.enabled {}, unmatched {:?})",
+                let text = format!(
+                    "{}: ok (listen {}, permission.enabled {}, unmatched {:?}, permission API {})\n{}",
                     config.display(),
                     loaded.listen,
                     loaded.permission_enabled,
-                    loaded.unmatched
+                    loaded.unmatched,
+                    loaded.permission_api.as_ref().map_or("off", |api| api.path.as_str()),
+                    loaded.summary
                 );
-                print!("{}", loaded.summary);
+                // A closed pipe (`check | head`) is not worth a panic.
+                let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(err) => config_error(&err),
