@@ -256,26 +256,9 @@ fn slot_name(slot: usize) -> &'static str {
 fn build_preflight(prefixes: &[PrefixSpec], problems: &mut Vec<TableProblem>) -> Router<Arc<Rule>> {
     let mut tree = Router::new();
     for spec in prefixes.iter().filter(|spec| spec.pass_preflight) {
-        let root = if spec.prefix == "/" { String::new() } else { spec.prefix.clone() };
-        let rule = Arc::new(Rule {
-            label: format!("CORS preflight under `{}`", spec.prefix).into(),
-            template: format!("{root}/{{*rest}}").into(),
-            access: Access::Public,
-            upstream: spec.upstream.clone(),
-            resource_ref: None,
-            on_conditional: OnConditional::Deny,
-            max_body_bytes: Some(0),
-            plugin: None,
-        });
-        for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
-            if let Err(err) = tree.insert(template, rule.clone()) {
-                problems.push(TableProblem {
-                    label: "routes".into(),
-                    message: format!("prefix `{}` is configured twice or overlaps: {err}", spec.prefix),
-                });
-                break;
-            }
-        }
+        let label = format!("CORS preflight under `{}`", spec.prefix);
+        // Preflights carry no body.
+        add_prefix_rule(&mut tree, spec, label, Access::Public, Some(0), problems);
     }
     tree
 }
@@ -293,29 +276,43 @@ fn build_unmatched(
         Unmatched::Allow => Access::Public,
         Unmatched::Authenticated => Access::Authenticated,
     };
-    for spec in prefixes {
-        let root = if spec.prefix == "/" { String::new() } else { spec.prefix.clone() };
-        let rule = Arc::new(Rule {
-            label: format!("unmatched under `{}`", spec.prefix).into(),
-            template: format!("{root}/{{*rest}}").into(),
-            access: access.clone(),
-            upstream: spec.upstream,
-            resource_ref: None,
-            on_conditional: OnConditional::Deny,
-            max_body_bytes: spec.max_body_bytes,
-            plugin: None,
-        });
-        for template in [spec.prefix.clone(), format!("{root}/{{*rest}}")] {
-            if let Err(err) = tree.insert(template, rule.clone()) {
-                problems.push(TableProblem {
-                    label: "routes".into(),
-                    message: format!("prefix `{}` is configured twice or overlaps: {err}", spec.prefix),
-                });
-                break;
-            }
-        }
+    for spec in &prefixes {
+        let label = format!("unmatched under `{}`", spec.prefix);
+        add_prefix_rule(&mut tree, spec, label, access.clone(), spec.max_body_bytes, problems);
     }
     tree
+}
+
+/// Adds a synthetic rule covering a prefix and everything below it.
+fn add_prefix_rule(
+    tree: &mut Router<Arc<Rule>>,
+    spec: &PrefixSpec,
+    label: String,
+    access: Access,
+    max_body_bytes: Option<u64>,
+    problems: &mut Vec<TableProblem>,
+) {
+    let root = if spec.prefix == "/" { "" } else { spec.prefix.as_str() };
+    let below = format!("{root}/{{*rest}}");
+    let rule = Arc::new(Rule {
+        label: label.into(),
+        template: below.as_str().into(),
+        access,
+        upstream: spec.upstream.clone(),
+        resource_ref: None,
+        on_conditional: OnConditional::Deny,
+        max_body_bytes,
+        plugin: None,
+    });
+    for template in [spec.prefix.clone(), below] {
+        if let Err(err) = tree.insert(template, rule.clone()) {
+            problems.push(TableProblem {
+                label: "routes".into(),
+                message: format!("prefix `{}` is configured twice or overlaps: {err}", spec.prefix),
+            });
+            break;
+        }
+    }
 }
 
 #[cfg(test)]
