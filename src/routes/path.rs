@@ -92,9 +92,11 @@ fn is_dot_segment(segment: &[u8]) -> bool {
 
 fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
     let mut out = String::with_capacity(bytes.len());
-    // Every escaped byte, decoded, in order: together they must be valid UTF-8, which refuses
-    // overlong encodings (`%C0%AE`, `%E0%80%AE`, …) that some decoders turn into `.` or `/`.
-    let mut escaped: Vec<u8> = Vec::new();
+    // Each segment, fully decoded (escapes and raw bytes alike), must be valid UTF-8 on its
+    // own: this refuses overlong encodings (`%C0%AE`, `%E0%80%AE`, …) that some decoders turn
+    // into `.` or `/`, and characters split across segments or around raw bytes, which `..`
+    // resolution could otherwise re-join into something the decision never saw.
+    let mut segment: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -119,7 +121,7 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
                         out.push_str(&upper);
                     }
                 }
-                escaped.push(value);
+                segment.push(value);
                 i += 3;
                 continue;
             }
@@ -128,14 +130,24 @@ fn decode_unreserved(bytes: &[u8]) -> Result<String, PathError> {
             b if b < 0x20 || b == 0x7f => return Err(PathError::Control),
             // hyper passes raw bytes above 0x7F through; they are not a valid request target.
             b if b > 0x7f => return Err(PathError::NonAscii),
-            b => out.push(b as char),
+            b'/' => {
+                check_utf8(&segment)?;
+                segment.clear();
+                out.push('/');
+            }
+            b => {
+                segment.push(b);
+                out.push(b as char);
+            }
         }
         i += 1;
     }
-    if std::str::from_utf8(&escaped).is_err() {
-        return Err(PathError::InvalidUtf8);
-    }
+    check_utf8(&segment)?;
     Ok(out)
+}
+
+fn check_utf8(segment: &[u8]) -> Result<(), PathError> {
+    std::str::from_utf8(segment).map(|_| ()).map_err(|_| PathError::InvalidUtf8)
 }
 
 fn resolve_segments(decoded: &str) -> String {
