@@ -163,7 +163,14 @@ impl RouteTable {
             };
             for slot in slots {
                 let key = (slot, spec.rule.template.clone());
-                if let Some(owner) = owners.get(&key) {
+                // The same template for the same method is ambiguous, also when one of the two
+                // rules allows any method.
+                let clash = if slot == ANY {
+                    (0..=ANY).find_map(|s| owners.get(&(s, spec.rule.template.clone())))
+                } else {
+                    owners.get(&key).or_else(|| owners.get(&(ANY, spec.rule.template.clone())))
+                };
+                if let Some(owner) = clash {
                     problems.push(TableProblem {
                         label: spec.rule.label.to_string(),
                         message: format!(
