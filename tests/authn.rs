@@ -363,3 +363,18 @@ async fn a_reload_flushes_the_token_cache() {
     let fresh = Signer::hs256(rotated).sign(&claims("user:default/jane", &[]));
     assert_eq!(get(&gw, Some(&fresh)).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_token_with_a_fractional_exp_leaves_the_cache_when_it_expires() {
+    // Found by fuzzing: a fractional `exp` was cached as "never expires".
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let es = Signer::es256("k1");
+    let jwks = JwksServer::spawn(&[&es]).await;
+    let gw = Gateway::start(&yaml(&backend, &jwks_issuer(&jwks, "ES256", ", leeway: 1s"))).await;
+    let mut c = claims("user:default/jane", &[]);
+    c["exp"] = json!(now() as f64 + 1.5);
+    let token = es.sign(&c);
+    assert_eq!(get(&gw, Some(&token)).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3600)).await;
+    assert_401_after(&gw, &backend, &token, "token expired", 1).await;
+}

@@ -190,7 +190,11 @@ impl Issuer {
             }
             match jsonwebtoken::decode::<Value>(token.raw, &key.decoding, validation) {
                 Ok(data) => {
-                    let expires_at = data.claims.get("exp").and_then(Value::as_u64);
+                    // `exp` may be fractional (RFC 7519 NumericDate); round down so the cache
+                    // never keeps a token past it (found by fuzzing).
+                    let exp = data.claims.get("exp");
+                    let expires_at =
+                        exp.and_then(Value::as_u64).or_else(|| exp.and_then(Value::as_f64).map(|f| f as u64));
                     let needs_userinfo =
                         self.settings.userinfo.is_some() && !claims::has(&data.claims, &self.settings.groups_claim);
                     return Ok(Verified { principal: self.principal(&data.claims)?, expires_at, needs_userinfo });
