@@ -18,9 +18,9 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz build -O -a                       # all targets, ASan, debug assertions
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a path_route -- -max_total_time=60
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a path_route fuzz/regressions/path_route/<file>   # replay
-# (`--sanitizer none` also works, without RUSTC_BOOTSTRAP's -Z sanitizer but still needing it
-# for cargo-fuzz's other -Z flags.) This script builds with `cargo fuzz build` and then runs the
-# binaries itself, so that libFuzzer's `-jobs=1` log lands in fuzz/logs/<target>/fuzz-0.log.
+# (FUZZ_SANITIZER=none builds with `--sanitizer none`: faster, catches fewer bugs; only the
+# default, address, was exercised here.) This script builds with `cargo fuzz build` and then runs
+# the binaries itself, so that libFuzzer's `-jobs=1` log lands in fuzz/logs/<target>/fuzz-0.log.
 #
 # Output (all ignored by git): fuzz/target (build), fuzz/corpus/<target> (working corpus, seeded
 # from fuzz/seeds/<target>, tests/hostile/corpus.tsv and config/*.yaml), fuzz/artifacts/<target>
