@@ -25,6 +25,7 @@ mod index;
 pub mod layer;
 mod permission;
 mod plugin_id;
+mod rbac;
 mod request;
 
 pub use allow_all::AllowAllPolicy;

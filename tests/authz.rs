@@ -89,6 +89,47 @@ async fn the_yaml_policy_decides_for_admin_team_member_and_outsider() {
 }
 
 #[tokio::test]
+async fn policies_written_for_the_rbac_plugin_decide_through_the_gateway() {
+    // The shipped example, CSV and conditional policies file unchanged.
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let files = [
+        ("policy.yaml", include_str!("../config/rbac/policy.yaml")),
+        ("rbac-policy.csv", include_str!("../config/rbac/rbac-policy.csv")),
+        ("conditional-policies.yaml", include_str!("../config/rbac/conditional-policies.yaml")),
+    ];
+    let gw = Gateway::start_with(&yaml(&backend, "enabled: true", "{ file: policy.yaml }"), &files).await;
+    let admin = token("user:default/root", &["group:default/platform"]);
+    let carol = token("user:default/carol", &[]);
+    let dev = token("user:default/dan", &["group:default/team-a"]);
+    let outsider = token("user:default/mallory", &[]);
+    use reqwest::Method as M;
+    let cases = [
+        (&admin, M::POST, "/api/catalog/locations", 200),
+        (&dev, M::POST, "/api/catalog/locations", 200),
+        // carol holds `everyone` and `contractors`; the contractors' deny line wins.
+        (&carol, M::POST, "/api/catalog/locations", 403),
+        (&carol, M::GET, "/api/catalog/locations", 200),
+        (&carol, M::GET, "/api/catalog/entities/by-name/component/default/payments", 200),
+        // No g line binds mallory: no role, no access.
+        (&outsider, M::GET, "/api/catalog/locations", 403),
+        // Deleting is the owners' conditional policy: refused where the route does not forward it …
+        (&dev, M::DELETE, "/api/catalog/entities/by-uid/1", 403),
+        // … and refreshing, conditional too (before developers' `catalog-entity, update` line), is forwarded.
+        (&dev, M::POST, "/api/catalog/entities/by-uid/1/refresh", 200),
+        (&carol, M::POST, "/api/catalog/entities/by-uid/1/refresh", 403),
+    ];
+    let mut forwarded = 0;
+    for (token, method, path, status) in cases {
+        let response = send(&gw, method.clone(), path, token).await;
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        if status == 200 {
+            forwarded += 1;
+        }
+        assert_eq!(backend.hits(), forwarded, "only allowed requests reach the upstream ({method} {path})");
+    }
+}
+
+#[tokio::test]
 async fn a_denial_names_the_permission_and_the_resource_ref() {
     let backend = Backend::spawn(Behaviour::Echo).await;
     let policy = "roles:\n  - name: role:default/nobody\n    members: [\"*\"]\n    deny:\n      - permission: catalog.entity.read\n";

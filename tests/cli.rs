@@ -228,6 +228,29 @@ async fn check_refuses_a_bad_config_naming_file_key_and_expectation() {
     }
 }
 
+#[tokio::test]
+async fn check_loads_the_rbac_example_and_refuses_a_bad_rbac_line_naming_file_and_line() {
+    let config = manifest_dir().join("config/rbac.yaml");
+    let (status, stdout, stderr) = run(&["check", "--config", config.to_str().unwrap()]).await;
+    assert_eq!(status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("rbac_rules=9 conditional_policies=2"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = std::fs::read_to_string(&config).unwrap();
+    let gateway = write(dir.path(), "rbac.yaml", &gateway);
+    std::fs::create_dir(dir.path().join("rbac")).unwrap();
+    write(dir.path(), "rbac/policy.yaml", "rbac_csv_file: rbac-policy.csv\n");
+    let csv = write(
+        dir.path(),
+        "rbac/rbac-policy.csv",
+        "g, group:default/a, role:default/a\np, role:default/a, catalog.entity.read, read, alow\n",
+    );
+    let (status, _, stderr) = run(&["check", "--config", gateway.to_str().unwrap()]).await;
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let expected = format!("{}: line 2: unknown effect `alow` (expected `allow` or `deny`)", csv.display());
+    assert!(stderr.contains(&expected), "`{expected}` missing from: {stderr}");
+}
+
 // ---------------------------------------------------------------- serve
 
 fn serve_yaml(listen: SocketAddr, backend: &Backend, things: &str) -> String {

@@ -163,7 +163,7 @@ fn actions(names: Vec<String>, at: &str, problems: &mut Problems) -> Actions {
 }
 
 /// Checks that `entity_ref` is a `user:` or `group:` ref with a namespace and a name.
-fn check_ref(entity_ref: &str, or_else: &str) -> Result<(), String> {
+pub(super) fn check_ref(entity_ref: &str, or_else: &str) -> Result<(), String> {
     let valid = entity_ref.split_once(':').is_some_and(|(kind, rest)| {
         (kind == "user" || kind == "group")
             && rest

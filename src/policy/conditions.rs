@@ -63,6 +63,21 @@ impl CriteriaTemplate {
             problems.push(at, "`params` needs `rule` (params belong to a rule leaf)");
             return None;
         }
+        if let Some(leaf_type) = &raw.resource_type {
+            if raw.rule.is_none() {
+                problems.push(at, "`resourceType` needs `rule` (it belongs to a rule leaf)");
+                return None;
+            }
+            if leaf_type != resource_type {
+                problems.push(
+                    format!("{at}.resourceType"),
+                    format!(
+                        "expected `{resource_type}` (the resource type the conditions apply to), got `{leaf_type}`"
+                    ),
+                );
+                return None;
+            }
+        }
         if let Some(children) = raw.all_of {
             list(children, resource_type, &format!("{at}.allOf"), problems).map(Self::AllOf)
         } else if let Some(children) = raw.any_of {

@@ -18,6 +18,14 @@ pub(super) struct RawPolicy {
     /// The roles, in file order.
     #[serde(default)]
     pub(super) roles: Vec<RawRole>,
+    /// A community-RBAC Casbin CSV (`p` and `g` lines), relative to this file's folder.
+    pub(super) rbac_csv_file: Option<String>,
+    /// A community-RBAC conditional policies file (multi-document YAML), relative to this
+    /// file's folder.
+    pub(super) conditional_policies_file: Option<String>,
+    /// `conditional` (default, as the RBAC plugin) or `basic`: which of the RBAC files wins
+    /// when both a conditional policy and a `p` line match a resource permission.
+    pub(super) policy_decision_precedence: Option<String>,
 }
 
 /// One `roles[]` item.
@@ -67,6 +75,42 @@ pub(super) struct RawCriteria {
     pub(super) rule: Option<String>,
     /// Leaf parameters.
     pub(super) params: Option<Map<String, Value>>,
+    /// The leaf's resource type, as Backstage writes it; must be the entry's own if given.
+    #[serde(rename = "resourceType")]
+    pub(super) resource_type: Option<String>,
+}
+
+/// One document of a conditional policies file, as the community RBAC plugin writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConditionalPolicy {
+    /// Must be `CONDITIONAL`.
+    pub(super) result: Option<String>,
+    /// The role the policy applies to, e.g. `role:default/team-a`.
+    #[serde(rename = "roleEntityRef")]
+    pub(super) role_entity_ref: Option<String>,
+    /// The plugin that applies the conditions, e.g. `catalog`.
+    #[serde(rename = "pluginId")]
+    pub(super) plugin_id: Option<String>,
+    /// The resource type, e.g. `catalog-entity`.
+    #[serde(rename = "resourceType")]
+    pub(super) resource_type: Option<String>,
+    /// Action names, or `{name, action}` maps; checked by the compiler.
+    #[serde(rename = "permissionMapping")]
+    pub(super) permission_mapping: Option<Vec<Value>>,
+    /// The criteria.
+    pub(super) conditions: Option<RawCriteria>,
+}
+
+/// Parses every document of a conditional policies file, in order. An empty document is
+/// `None`. An error is `(document number from 1, the parser's message)`.
+pub(super) fn parse_conditional_documents(text: &str) -> Result<Vec<Option<RawConditionalPolicy>>, (usize, String)> {
+    serde_yaml::Deserializer::from_str(text)
+        .enumerate()
+        .map(|(i, document)| {
+            Option::<RawConditionalPolicy>::deserialize(document).map_err(|error| (i + 1, error.to_string()))
+        })
+        .collect()
 }
 
 /// Parses the file; the error is the parser's message (key path, line and column).

@@ -233,8 +233,21 @@ roles:
 #[test]
 fn summary_counts_and_displays_on_one_line() {
     let summary = policy(EXAMPLE).summary();
-    assert_eq!(summary, PolicySummary { roles: 2, super_users: 1, allow_entries: 3, deny_entries: 1 });
-    assert_eq!(summary.to_string(), "roles=2 super_users=1 allow_entries=3 deny_entries=1");
+    assert_eq!(
+        summary,
+        PolicySummary {
+            roles: 2,
+            super_users: 1,
+            allow_entries: 3,
+            deny_entries: 1,
+            rbac_rules: 0,
+            conditional_policies: 0
+        }
+    );
+    assert_eq!(
+        summary.to_string(),
+        "roles=2 super_users=1 allow_entries=3 deny_entries=1 rbac_rules=0 conditional_policies=0"
+    );
     assert!(format!("{:?}", policy(EXAMPLE)).contains("roles: 2"));
 }
 

@@ -131,7 +131,7 @@ roles:
 fn syntax_errors_keep_the_parsers_message() {
     #[rustfmt::skip]
     let cases = [
-        ("rolez: []", "policy.yaml: unknown field `rolez`, expected `super_users` or `roles`"),
+        ("rolez: []", "policy.yaml: unknown field `rolez`, expected one of `super_users`, `roles`, `rbac_csv_file`, `conditional_policies_file`, `policy_decision_precedence`"),
         ("roles:\n  - name: r\n    members: ['*']\n    allow:\n      - permision: x\n",
             "policy.yaml: roles[0].allow[0]: unknown field `permision`, expected one of `permission`, `resource_type`, `actions`, `conditions` at line 5 column 9"),
         ("roles:\n  - name: r\n    members: group:default/x\n",
