@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod claims;
 pub mod error;
+pub mod hierarchy;
 pub mod issuer;
 pub mod jwks;
 pub mod keys;

@@ -130,6 +130,30 @@ async fn policies_written_for_the_rbac_plugin_decide_through_the_gateway() {
 }
 
 #[tokio::test]
+async fn a_configured_group_hierarchy_counts_members_of_child_groups_in_their_parents() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let policy = "roles:\n  - name: role:default/eng\n    members: [group:default/engineering]\n    allow:\n      - permission: catalog.location.create\n";
+    let hierarchy = "identity:\n  group_hierarchy:\n    max_depth: 2\n    parents:\n      \"group:default/team-a\": [group:default/backend]\n      \"group:default/backend\": [group:default/engineering]\n      \"group:default/team-z\": [group:default/deep]\n      \"group:default/deep\": [group:default/deeper]\n      \"group:default/deeper\": [group:default/engineering]\n";
+    let config = yaml(&backend, "enabled: true", "{ file: policy.yaml }").replacen("identity:\n", hierarchy, 1);
+    let gw = Gateway::start_with(&config, &[("policy.yaml", policy)]).await;
+    let post = |groups: &[&str]| {
+        let token = token("user:default/jane", groups);
+        let gw = &gw;
+        async move { send(gw, reqwest::Method::POST, "/api/catalog/locations", &token).await.status().as_u16() }
+    };
+    // team-a → backend → engineering: two levels, within the limit.
+    assert_eq!(post(&["group:default/team-a"]).await, 200);
+    assert_eq!(
+        backend.last().headers.get("x-stagedoor-ownership").unwrap(),
+        "user:default/jane,group:default/team-a,group:default/backend,group:default/engineering"
+    );
+    // team-z → deep → deeper → engineering: three levels, beyond `max_depth: 2`.
+    assert_eq!(post(&["group:default/team-z"]).await, 403);
+    assert_eq!(post(&["group:default/other"]).await, 403);
+    assert_eq!(backend.hits(), 1);
+}
+
+#[tokio::test]
 async fn a_denial_names_the_permission_and_the_resource_ref() {
     let backend = Backend::spawn(Behaviour::Echo).await;
     let policy = "roles:\n  - name: role:default/nobody\n    members: [\"*\"]\n    deny:\n      - permission: catalog.entity.read\n";

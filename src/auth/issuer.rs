@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::AuthError;
 use super::claims::{self, ClaimPath};
+use super::hierarchy::GroupHierarchy;
 use super::jwks::JwksCache;
 use super::keys::{KeyRing, truncate};
 use super::token::UnverifiedToken;
@@ -46,6 +47,8 @@ pub struct IssuerSettings {
     pub max_ownership_refs: usize,
     /// Where groups come from when a token has no groups claim.
     pub userinfo: Option<super::userinfo::Userinfo>,
+    /// Parent groups added to the token's or userinfo's groups, if configured.
+    pub group_hierarchy: Option<Arc<GroupHierarchy>>,
 }
 
 /// A verified token.
@@ -214,7 +217,7 @@ impl Issuer {
     pub async fn with_userinfo_groups(&self, principal: Principal, token: &str) -> Result<Principal, AuthError> {
         let Some(userinfo) = &self.settings.userinfo else { return Ok(principal) };
         let groups = userinfo.groups(token, &self.settings.groups_claim, self.settings.max_ownership_refs).await?;
-        Ok(Principal::new(principal.user_entity_ref.to_string(), groups, self.settings.name.clone()))
+        Ok(Principal::new(principal.user_entity_ref.to_string(), self.with_parents(groups), self.settings.name.clone()))
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
@@ -226,7 +229,15 @@ impl Issuer {
         }
         let user = claims::user(claims, &self.settings.user_claim)?;
         let groups = claims::groups(claims, &self.settings.groups_claim, self.settings.max_ownership_refs)?;
-        Ok(Principal::new(user, groups, self.settings.name.clone()))
+        Ok(Principal::new(user, self.with_parents(groups), self.settings.name.clone()))
+    }
+
+    /// `groups` plus their parent groups, when a hierarchy is configured.
+    fn with_parents(&self, groups: Vec<String>) -> Vec<String> {
+        match &self.settings.group_hierarchy {
+            Some(hierarchy) => hierarchy.expand(groups),
+            None => groups,
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use super::{Config, ConfigError, Problem, Summary, raw};
 use crate::auth::cache::CacheLimits;
 use crate::auth::claims::ClaimPath;
+use crate::auth::hierarchy::GroupHierarchy;
 use crate::auth::jwks::{JwksCache, JwksTiming};
 use crate::auth::keys::{Key, KeyRing};
 use crate::auth::plugin_token::PluginTokens;
@@ -74,7 +75,8 @@ pub(super) fn gateway(
         .collect();
 
     let identity = identity_headers(&mut problems, &raw.identity.headers);
-    let (issuers, issuer_lines) = issuers(&mut problems, raw.identity.issuers, base, env);
+    let hierarchy = raw.identity.group_hierarchy.as_ref().and_then(|raw| group_hierarchy(&mut problems, raw));
+    let (issuers, issuer_lines) = issuers(&mut problems, raw.identity.issuers, base, env, hierarchy);
     let defaults = CacheLimits::default();
     let cache = CacheLimits {
         max_entries: raw.identity.token_cache.max_entries.unwrap_or(defaults.max_entries),
@@ -321,6 +323,7 @@ fn issuers(
     raw: Vec<raw::Issuer>,
     base: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    hierarchy: Option<Arc<GroupHierarchy>>,
 ) -> (Vec<Arc<Issuer>>, Vec<String>) {
     let mut names = HashSet::new();
     let mut issuers = Vec::new();
@@ -441,10 +444,49 @@ fn issuers(
             allow_missing_exp: issuer.insecure_allow_missing_exp,
             max_ownership_refs: issuer.max_ownership_refs.unwrap_or(1000),
             userinfo,
+            group_hierarchy: hierarchy.clone(),
         };
         issuers.push(Arc::new(Issuer::new(settings, keys)));
     }
     (issuers, lines)
+}
+
+/// Most levels of parent groups followed, unless configured.
+const DEFAULT_GROUP_DEPTH: usize = 5;
+/// The largest `max_depth` accepted.
+const MAX_GROUP_DEPTH: usize = 32;
+
+fn group_hierarchy(problems: &mut Problems, raw: &raw::GroupHierarchy) -> Option<Arc<GroupHierarchy>> {
+    let key = "identity.group_hierarchy";
+    let before = problems.0.len();
+    let max_depth = raw.max_depth.unwrap_or(DEFAULT_GROUP_DEPTH);
+    if !(1..=MAX_GROUP_DEPTH).contains(&max_depth) {
+        problems.add(format!("{key}.max_depth"), format!("expected 1 to {MAX_GROUP_DEPTH} levels, got {max_depth}"));
+    }
+    let is_group = |text: &str| {
+        text.strip_prefix("group:")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(namespace, name)| !namespace.is_empty() && !name.is_empty() && !name.contains('/'))
+    };
+    for (group, parents) in &raw.parents {
+        let at = format!("{key}.parents.{group}");
+        if !is_group(group) {
+            problems
+                .add(&at, format!("expected a group entity ref like `group:default/team-a` as the key, got `{group}`"));
+        }
+        if parents.is_empty() {
+            problems.add(&at, "expected at least one parent group");
+        }
+        for (i, parent) in parents.iter().enumerate() {
+            if !is_group(parent) {
+                problems.add(
+                    format!("{at}[{i}]"),
+                    format!("expected a group entity ref like `group:default/engineering`, got `{parent}`"),
+                );
+            }
+        }
+    }
+    (problems.0.len() == before).then(|| Arc::new(GroupHierarchy::new(&raw.parents, max_depth)))
 }
 
 fn algorithms(problems: &mut Problems, key: &str, issuer: &raw::Issuer) -> Vec<Algorithm> {

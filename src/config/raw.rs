@@ -95,6 +95,15 @@ pub(super) struct Identity {
     pub(super) max_token_bytes: Option<usize>,
     #[serde(default)]
     pub(super) token_cache: TokenCache,
+    pub(super) group_hierarchy: Option<GroupHierarchy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GroupHierarchy {
+    pub(super) max_depth: Option<usize>,
+    #[serde(default)]
+    pub(super) parents: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

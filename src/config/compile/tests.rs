@@ -176,3 +176,21 @@ fn a_bad_policy_file_names_the_policy_file() {
     assert!(message.contains("policy.yaml"), "{message}");
     assert!(message.contains("roles[0].members"), "{message}");
 }
+
+#[test]
+fn group_hierarchy_problems_name_their_key() {
+    let with =
+        |hierarchy: &str| MINIMAL.replacen("identity:\n", &format!("identity:\n  group_hierarchy: {hierarchy}\n"), 1);
+    let message = error(&with(
+        "{ max_depth: 0, parents: { team-a: [group:default/eng], \"group:default/b\": [eng], \"group:default/c\": [] } }",
+    ));
+    for expected in [
+        "identity.group_hierarchy.max_depth: expected 1 to 32 levels, got 0",
+        "identity.group_hierarchy.parents.team-a: expected a group entity ref like `group:default/team-a` as the key, got `team-a`",
+        "identity.group_hierarchy.parents.group:default/b[0]: expected a group entity ref like `group:default/engineering`, got `eng`",
+        "identity.group_hierarchy.parents.group:default/c: expected at least one parent group",
+    ] {
+        assert!(message.contains(expected), "`{expected}` missing from:\n{message}");
+    }
+    assert!(load(&with("{ parents: { \"group:default/a\": [group:default/b] } }")).is_ok());
+}
