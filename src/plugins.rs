@@ -4,6 +4,11 @@
 //!
 //! The credential sent is a Backstage static external-access token from `token_env`, which the
 //! plugin's auth layer accepts as a service principal (a user's own token would get 403).
+//!
+//! A plugin id with no configured URL may instead have rules registered in Rust
+//! ([`local_rules`]), evaluated in process from the resource ref alone.
+
+pub mod local_rules;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Criteria;
+use local_rules::{LocalResource, LocalRules};
 
 /// Largest apply-conditions answer accepted.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
@@ -125,6 +131,8 @@ pub struct Plugin {
 #[derive(Debug, Clone)]
 pub struct Plugins {
     by_id: HashMap<String, Plugin>,
+    /// Plugin id → rules evaluated in process, for ids not in `by_id`.
+    local: HashMap<String, LocalRules>,
     owners: HashMap<String, String>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -145,7 +153,14 @@ impl Plugins {
         connector.set_connect_timeout(Some(Duration::from_secs(2)));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Self { by_id: plugins.into_iter().map(|p| (p.id.clone(), p)).collect(), owners, client }
+        Self { by_id: plugins.into_iter().map(|p| (p.id.clone(), p)).collect(), local: HashMap::new(), owners, client }
+    }
+
+    /// Evaluates the conditions for `plugin`'s resources in process with `rules`, when no URL
+    /// is configured for it (a configured plugin is always asked instead).
+    pub fn with_local_rules(mut self, plugin: &str, rules: LocalRules) -> Self {
+        self.local.insert(plugin.to_owned(), rules);
+        self
     }
 
     /// Resource type → owning plugin id.
@@ -153,14 +168,19 @@ impl Plugins {
         &self.owners
     }
 
-    /// True when a plugin with this id is configured.
+    /// True when a plugin with this id is configured, or has local rules.
     pub fn contains(&self, plugin: &str) -> bool {
-        self.by_id.contains_key(plugin)
+        self.by_id.contains_key(plugin) || self.local.contains_key(plugin)
     }
 
     /// Sends one apply-conditions request with every item for `plugin`, answers in item order.
     pub async fn apply_conditions(&self, plugin: &str, items: &[ApplyItem]) -> Result<Vec<Applied>, PluginError> {
-        let target = self.by_id.get(plugin).ok_or_else(|| PluginError::Unknown(plugin.to_owned()))?;
+        let Some(target) = self.by_id.get(plugin) else {
+            return match self.local.get(plugin) {
+                Some(rules) => apply_locally(plugin, rules, items),
+                None => Err(PluginError::Unknown(plugin.to_owned())),
+            };
+        };
         let unavailable = |reason: String| PluginError::Unavailable { plugin: plugin.to_owned(), reason };
         let invalid = |reason: String| PluginError::Invalid { plugin: plugin.to_owned(), reason };
         let body = serde_json::to_vec(&serde_json::json!({ "items": items })).map_err(|e| invalid(e.to_string()))?;
@@ -194,4 +214,27 @@ impl Plugins {
             .map(|item| by_id.remove(&item.id).ok_or_else(|| invalid(format!("no answer for item `{}`", item.id))))
             .collect()
     }
+}
+
+/// Applies `items` with rules registered in Rust; an unknown rule or bad params fail the batch.
+fn apply_locally(plugin: &str, rules: &LocalRules, items: &[ApplyItem]) -> Result<Vec<Applied>, PluginError> {
+    let invalid = |reason: String| PluginError::Invalid { plugin: plugin.to_owned(), reason };
+    let verdict = |item: &ApplyItem, resource_ref: &serde_json::Value| {
+        let resource_ref = resource_ref.as_str().ok_or_else(|| invalid("a resource ref is not a string".into()))?;
+        let resource = LocalResource { resource_ref, resource_type: &item.resource_type };
+        match rules.evaluate(&item.conditions, &resource) {
+            Ok(true) => Ok(Verdict::Allow),
+            Ok(false) => Ok(Verdict::Deny),
+            Err(error) => Err(invalid(error.to_string())),
+        }
+    };
+    items
+        .iter()
+        .map(|item| match &item.resource_ref {
+            serde_json::Value::Array(refs) => {
+                refs.iter().map(|r| verdict(item, r)).collect::<Result<Vec<_>, _>>().map(Applied::Many)
+            }
+            one => verdict(item, one).map(Applied::One),
+        })
+        .collect()
 }

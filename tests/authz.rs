@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use stagedoor::identity::Principal;
+use stagedoor::plugins::local_rules::{IsEntityKind, LocalResource, LocalRules, PermissionRule, RuleError};
 use stagedoor::policy::{PermissionPolicy, PolicyDecision, PolicyQuery};
 use stagedoor::server::Running;
 use support::*;
@@ -277,4 +278,75 @@ async fn resource_refs_are_built_from_percent_decoded_path_parameters() {
     assert_eq!(client().get(url).bearer_auth(&jane).send().await.unwrap().status(), 200);
     assert_eq!(policy.asked.lock().unwrap()[0].1.as_deref(), Some("component:default/my service"));
     assert_eq!(backend.last().uri, "/api/catalog/entities/by-name/component/default/my%20service");
+}
+
+/// A third-party rule: the entity ref's namespace is one of `namespaces`.
+#[derive(Debug)]
+struct InNamespace;
+
+impl PermissionRule for InNamespace {
+    fn name(&self) -> &str {
+        "IN_NAMESPACE"
+    }
+    fn resource_type(&self) -> &str {
+        "catalog-entity"
+    }
+    fn params_schema(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object", "properties": {"namespaces": {"type": "array"}}})
+    }
+    fn apply(
+        &self,
+        resource: &LocalResource<'_>,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, RuleError> {
+        let namespace =
+            resource.resource_ref.split_once(':').and_then(|(_, rest)| rest.split_once('/')).map(|(ns, _)| ns);
+        let wanted = params.get("namespaces").and_then(|v| v.as_array()).ok_or_else(|| RuleError::InvalidParams {
+            rule: "IN_NAMESPACE".into(),
+            reason: "expected `namespaces`".into(),
+        })?;
+        Ok(wanted.iter().any(|w| w.as_str() == namespace))
+    }
+}
+
+#[tokio::test]
+async fn conditions_are_applied_by_rules_registered_in_rust_when_no_plugin_is_configured() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let policy = r#"
+roles:
+  - name: role:default/readers
+    members: [group:default/team-a]
+    allow:
+      - resource_type: catalog-entity
+        actions: [read]
+        conditions:
+          allOf:
+            - { rule: IS_ENTITY_KIND, params: { kinds: [Component] } }
+            - { rule: IN_NAMESPACE, params: { namespaces: [default] } }
+  - name: role:default/strangers
+    members: [group:default/strangers]
+    allow:
+      - resource_type: catalog-entity
+        conditions: { rule: IS_ENTITY_OWNER, params: { claims: [$ownerRefs] } }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policy.yaml"), policy).unwrap();
+    let mut config = load(&dir, &yaml(&backend, "enabled: true", "{ file: policy.yaml }")).unwrap();
+    let rules = LocalRules::new([Arc::new(IsEntityKind) as Arc<dyn PermissionRule>, Arc::new(InNamespace)]);
+    config.plugins = Arc::new((*config.plugins).clone().with_local_rules("catalog", rules));
+    let running = Running::spawn(&config, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let get = |path: &str, token: &str| {
+        let request =
+            client().get(format!("http://{}/api/catalog/entities/by-name{path}", running.addr)).bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let jane = token("user:default/jane", &["group:default/team-a"]);
+    assert_eq!(get("/component/default/payments", &jane).await, 200);
+    assert_eq!(get("/template/default/payments", &jane).await, 403, "wrong kind");
+    assert_eq!(get("/component/other/payments", &jane).await, 403, "wrong namespace");
+    assert_eq!(backend.hits(), 1);
+    // A rule the gateway cannot evaluate (it needs the entity) fails closed with 503.
+    let stranger = token("user:default/sam", &["group:default/strangers"]);
+    assert_eq!(get("/component/default/payments", &stranger).await, 503);
+    assert_eq!(backend.hits(), 1);
 }

@@ -91,8 +91,9 @@ fn parse_item(item: &Value, at: &[Value]) -> Result<Item, Vec<Issue>> {
             None
         }
     };
+    // zod's `.optional()` admits a missing key only: JSON `null` is a value, refused below.
     let resource_ref = match object.get("resourceRef") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::String(r)) => Some(ResourceRef::One(r.clone())),
         Some(Value::Array(refs)) if refs.is_empty() => {
             issues.push(issue("too_small", &path("resourceRef"), "Array must contain at least 1 element(s)"));
@@ -141,7 +142,8 @@ fn permission(p: &Map<String, Value>, at: &[Value], issues: &mut Vec<Issue>) -> 
     let action = match p.get("attributes") {
         Some(Value::Object(attributes)) => {
             match attributes.get("action") {
-                None | Some(Value::Null) => Some(None),
+                // Missing only; `null` is refused as zod's `.optional()` refuses it.
+                None => Some(None),
                 Some(Value::String(action)) => match action.as_str() {
                     "create" => Some(Some(Action::Create)),
                     "read" => Some(Some(Action::Read)),
@@ -245,5 +247,21 @@ mod tests {
         let no_resource_type =
             json!({"items": [{"id": "1", "permission": {"type": "resource", "name": "x", "attributes": {}}}]});
         assert_eq!(codes(no_resource_type), vec![("invalid_type", json!(["items", 0, "permission", "resourceType"]))]);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/authorize_body/null-*): `null` was taken for a missing
+    /// `resourceRef` or `action`, but zod's `.optional()` admits `undefined` only, so Backstage
+    /// answers 400 to these bodies.
+    #[test]
+    fn null_is_not_a_missing_key() {
+        let basic_null_ref = json!({"items": [{"id": "1", "permission": {"type": "basic", "name": "x", "attributes": {}}, "resourceRef": null}]});
+        assert_eq!(codes(basic_null_ref), vec![("invalid_union", json!(["items", 0, "resourceRef"]))]);
+        let resource_null_ref = json!({"items": [{"id": "1", "permission": {"type": "resource", "name": "x", "attributes": {}, "resourceType": "t"}, "resourceRef": null}]});
+        assert_eq!(codes(resource_null_ref), vec![("invalid_union", json!(["items", 0, "resourceRef"]))]);
+        let null_action = json!({"items": [{"id": "1", "permission": {"type": "basic", "name": "x", "attributes": {"action": null}}}]});
+        assert_eq!(
+            codes(null_action),
+            vec![("invalid_type", json!(["items", 0, "permission", "attributes", "action"]))]
+        );
     }
 }
