@@ -65,4 +65,6 @@ fn problem(file: Option<&str>, key: String, message: String) -> Problem {
 }
 
 #[cfg(test)]
+mod preset_tests;
+#[cfg(test)]
 mod tests;
