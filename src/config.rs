@@ -1,11 +1,13 @@
-//! Configuration: one YAML file parsed into raw serde structs, then compiled into ready domain
-//! objects (route table, issuers with keys, policy) while collecting every problem.
+//! Configuration: one YAML file (plus the route files it lists under `include:`) parsed into raw
+//! serde structs, then compiled into ready domain objects (route table, issuers with keys,
+//! policy) while collecting every problem.
 //!
 //! Errors name the file, the key path and what was expected; serde_yaml's own messages (for
 //! syntax errors and unknown keys) carry line and column.
 
 mod compile;
 pub mod env;
+mod include;
 mod raw;
 
 use std::fmt;
@@ -65,6 +67,8 @@ pub struct Summary {
     pub upstreams: Vec<String>,
     /// One line per issuer.
     pub issuers: Vec<String>,
+    /// One line per included file.
+    pub includes: Vec<String>,
     /// One line per rule.
     pub rules: Vec<String>,
     /// The policy in one line.
@@ -81,6 +85,12 @@ impl fmt::Display for Summary {
         for line in &self.issuers {
             writeln!(f, "  {line}")?;
         }
+        if !self.includes.is_empty() {
+            writeln!(f, "include ({}):", self.includes.len())?;
+            for line in &self.includes {
+                writeln!(f, "  {line}")?;
+            }
+        }
         writeln!(f, "rules ({}):", self.rules.len())?;
         for line in &self.rules {
             writeln!(f, "  {line}")?;
@@ -92,7 +102,9 @@ impl fmt::Display for Summary {
 /// One problem found while compiling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Key path, e.g. `routes[0].rules[2].upstream`.
+    /// The included file the key is in (`None`: the config file itself).
+    pub file: Option<String>,
+    /// Key path inside that file, e.g. `routes[0].rules[2].upstream`.
     pub key: String,
     /// What is wrong and what was expected.
     pub message: String,
@@ -133,10 +145,10 @@ pub enum ConfigError {
         /// serde_yaml's message, with key path, line and column.
         message: String,
     },
-    /// Values that do not fit together; every problem is listed.
-    #[error("{file}: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join(&format!("\n{file}: ")))]
+    /// Values that do not fit together; every problem is listed, each after the file it is in.
+    #[error("{}", problems.iter().map(|p| format!("{}: {p}", p.file.as_deref().unwrap_or(file))).collect::<Vec<_>>().join("\n"))]
     Invalid {
-        /// The file.
+        /// The config file.
         file: String,
         /// All problems.
         problems: Vec<Problem>,
@@ -157,16 +169,23 @@ impl Config {
     /// Compiles config text; `path` names the file in errors and anchors relative paths;
     /// `env` resolves `${VAR}`.
     pub fn from_yaml(text: &str, path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = env::substitute(text, &env).map_err(|missing| ConfigError::MissingEnv {
-            file: file.clone(),
-            line: missing.line,
-            name: missing.name,
-        })?;
-        // The one place YAML is parsed (serde_yaml is archived; keep it swappable).
-        let raw: raw::Gateway = serde_yaml::from_str(&text)
-            .map_err(|e| ConfigError::Syntax { file: file.clone(), message: e.to_string() })?;
+        let raw: raw::Gateway = parse(text, &path.display().to_string(), &env)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         compile::gateway(raw, path, &base, &env)
     }
+}
+
+/// Substitutes `${VAR}` and parses YAML text from `file` (the config file or an included one).
+fn parse<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<T, ConfigError> {
+    let text = env::substitute(text, env).map_err(|missing| ConfigError::MissingEnv {
+        file: file.to_owned(),
+        line: missing.line,
+        name: missing.name,
+    })?;
+    // The one place YAML is parsed (serde_yaml is archived; keep it swappable).
+    serde_yaml::from_str(&text).map_err(|e| ConfigError::Syntax { file: file.to_owned(), message: e.to_string() })
 }

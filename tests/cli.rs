@@ -388,6 +388,52 @@ async fn serve_reloads_on_sighup_keeps_the_old_config_on_errors_and_exits_0_on_s
     assert!(tokio::net::TcpStream::connect(listen).await.is_err(), "still listening after exit");
 }
 
+#[tokio::test]
+async fn sighup_reads_the_included_files_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let listen = free_addr();
+    let included = |things: &str| {
+        format!(
+            "routes:\n  - prefix: /api/app\n    upstream: app\n    rules:\n      - {{ methods: [GET], path: /things, {things} }}\n"
+        )
+    };
+    let yaml = serve_yaml(listen, &backend, "authenticated: true");
+    // The config file keeps its own `/health`; `/things` moves to the included file.
+    let (own, _) = yaml.split_once("      - { methods: [GET], path: /things").unwrap();
+    write(dir.path(), "gateway.yaml", &format!("{own}include: [presets/app.yaml]\npolicy: allow-all\n"));
+    std::fs::create_dir(dir.path().join("presets")).unwrap();
+    // The same prefix in two files is fine while no rule is decided twice.
+    let preset = write(dir.path(), "presets/app.yaml", &included("authenticated: true"));
+    let mut proc = Proc::spawn(serve_command(&dir.path().join("gateway.yaml")));
+    let url = format!("http://{listen}/api/app/things");
+    let up =
+        eventually(Duration::from_secs(20), || async { tokio::net::TcpStream::connect(listen).await.is_ok() }).await;
+    assert!(up, "the gateway never listened on {listen}; stderr:\n{}", proc.stderr());
+    let client = client();
+    envelope(client.get(&url).send().await.unwrap(), 401, "AuthenticationError").await;
+    assert_eq!(backend.hits(), 0);
+
+    // Only the included file changes; SIGHUP: `/things` becomes public.
+    std::fs::write(&preset, included("public: true")).unwrap();
+    proc.signal("HUP").await;
+    let reloaded = eventually(Duration::from_secs(10), || async {
+        client.get(&url).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(reloaded, "the edited included file never took effect:\n{}", proc.stderr());
+    assert_eq!(backend.hits(), 1);
+
+    // A broken included file: refused, naming it; the previous config keeps serving.
+    std::fs::write(&preset, included("public: true, pubic: true")).unwrap();
+    proc.signal("HUP").await;
+    let refused = eventually(Duration::from_secs(10), || async { proc.stderr().contains("reload refused") }).await;
+    assert!(refused, "no refused reload logged:\n{}", proc.stderr());
+    assert!(proc.stderr().contains("presets/app.yaml"), "the log does not name the file:\n{}", proc.stderr());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    assert!(proc.running(), "{}", proc.stderr());
+}
+
 // ---------------------------------------------------------------- token
 
 fn payload(token: &str) -> Value {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method, Uri};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::include::{self, Included};
 use super::{Config, ConfigError, Problem, Summary, raw};
 use crate::auth::cache::CacheLimits;
 use crate::auth::claims::ClaimPath;
@@ -31,7 +32,12 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem { key: key.into(), message: message.into() });
+        self.0.push(Problem { file: None, key: key.into(), message: message.into() });
+    }
+
+    /// Takes over `other`'s problems, found in the included `file` (`None`: the config file).
+    fn absorb(&mut self, file: Option<&str>, other: Problems) {
+        self.0.extend(other.0.into_iter().map(|p| Problem { file: file.map(str::to_owned), ..p }));
     }
 }
 
@@ -124,7 +130,16 @@ pub(super) fn gateway(
         }
         _ => None,
     };
-    let (routes, rule_lines) = routes(&mut problems, raw.routes, &upstreams, unmatched, &limits);
+    let (included, include_problems) = include::load(&raw.include, &file, base, env)?;
+    problems.0.extend(include_problems);
+    let include_lines = included
+        .iter()
+        .map(|inc| {
+            let rules: usize = inc.routes.iter().map(|r| r.rules.len()).sum();
+            format!("{} ({} route group(s), {rules} rule(s))", inc.file, inc.routes.len())
+        })
+        .collect();
+    let (routes, rule_lines) = routes(&mut problems, &file, raw.routes, included, &upstreams, unmatched, &limits);
     if authenticator.issuers().is_empty()
         && (needs_tokens(&routes, unmatched) || raw.permission_api.as_ref().is_some_and(|a| a.enabled))
     {
@@ -172,7 +187,13 @@ pub(super) fn gateway(
         permission_api,
         plugins,
         plugin_tokens,
-        summary: Summary { upstreams: upstream_lines, issuers: issuer_lines, rules: rule_lines, policy: policy_line },
+        summary: Summary {
+            upstreams: upstream_lines,
+            issuers: issuer_lines,
+            includes: include_lines,
+            rules: rule_lines,
+            policy: policy_line,
+        },
     })
 }
 
@@ -565,9 +586,14 @@ fn claim_path(problems: &mut Problems, key: &str, text: &str) -> Option<ClaimPat
     path
 }
 
+/// The config file's route groups, then each included file's; one table for all. Problems in an
+/// included file name it; with includes, every rule label names its file (so a conflict names
+/// both places).
 fn routes(
     problems: &mut Problems,
-    raw: Vec<raw::Route>,
+    config_file: &str,
+    own: Vec<raw::Route>,
+    included: Vec<Included>,
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     unmatched: Unmatched,
     limits: &Limits,
@@ -575,61 +601,103 @@ fn routes(
     let mut specs = Vec::new();
     let mut prefixes = Vec::new();
     let mut lines = Vec::new();
-    for (r, route) in raw.into_iter().enumerate() {
-        let key = format!("routes[{r}]");
-        let prefix_ok = is_clean_prefix(&route.prefix);
-        if !prefix_ok {
-            problems.add(format!("{key}.prefix"), format!("expected a normalized path such as `/api/catalog` (starts with `/`, no trailing `/`, no `.`/`..` or empty segments, no `{{`, `%`, `;`), got `{}`", route.prefix));
-        }
-        let Some(upstream) = upstreams.get(&route.upstream) else {
-            let known = upstreams.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-            problems.add(
-                format!("{key}.upstream"),
-                format!(
-                    "unknown upstream `{}` (expected one of: {})",
-                    route.upstream,
-                    if known.is_empty() { "none configured" } else { &known }
-                ),
-            );
-            continue;
-        };
-        if !prefix_ok {
-            continue;
-        }
-        prefixes.push(PrefixSpec {
-            prefix: route.prefix.clone(),
-            upstream: upstream.clone(),
-            max_body_bytes: limits.max_body_bytes,
-            pass_preflight: matches!(route.cors_preflight, Some(raw::CorsPreflight::Pass)),
-        });
-        let root = if route.prefix == "/" { "" } else { route.prefix.as_str() };
-        for (i, rule) in route.rules.into_iter().enumerate() {
-            let rule_key = format!("{key}.rules[{i}]");
-            if let Some(spec) = compile_rule(problems, &rule_key, rule, root, upstream, limits) {
-                lines.push(format!(
-                    "{:<8} {} → {} [{}]",
-                    spec.methods.as_ref().map_or("ANY".to_owned(), |m| m
-                        .iter()
-                        .map(Method::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")),
-                    spec.rule.template,
-                    describe(&spec.rule.access),
-                    upstream.name
-                ));
+    // Rule label → (included file, key): where a route-table problem is reported.
+    let mut places: HashMap<Arc<str>, (Option<String>, String)> = HashMap::new();
+    let qualify = !included.is_empty();
+    let sources = std::iter::once((None, own)).chain(included.into_iter().map(|inc| (Some(inc.file), inc.routes)));
+    for (file, groups) in sources {
+        let mut found = Problems::default();
+        let label_file = file.as_deref().or(qualify.then_some(config_file));
+        let source = RouteSource { file: label_file, upstreams, limits };
+        for (r, route) in groups.into_iter().enumerate() {
+            for (spec, key) in route_group(&mut found, &source, r, route, &mut prefixes, &mut lines) {
+                places.insert(spec.rule.label.clone(), (file.clone(), key));
                 specs.push(spec);
             }
         }
+        problems.absorb(file.as_deref(), found);
     }
     match RouteTable::build(specs, prefixes, unmatched) {
         Ok(table) => (Some(table), lines),
         Err(table_problems) => {
             for p in table_problems {
-                problems.add(format!("{}.path", p.label), p.message);
+                let (file, key) = places.get(p.label.as_str()).cloned().unwrap_or((None, p.label));
+                problems.0.push(Problem { file, key: format!("{key}.path"), message: p.message });
             }
             (None, lines)
         }
     }
+}
+
+/// Where a group of routes comes from.
+struct RouteSource<'a> {
+    /// The file rule labels name (`None`: plain `routes[0].rules[1]`).
+    file: Option<&'a str>,
+    upstreams: &'a BTreeMap<String, Arc<Upstream>>,
+    limits: &'a Limits,
+}
+
+/// Compiles `routes[r]` of one file: its prefix (pushed to `prefixes`) and its rules, each with
+/// its key in the file.
+fn route_group(
+    problems: &mut Problems,
+    source: &RouteSource<'_>,
+    r: usize,
+    route: raw::Route,
+    prefixes: &mut Vec<PrefixSpec>,
+    lines: &mut Vec<String>,
+) -> Vec<(RuleSpec, String)> {
+    let (upstreams, limits) = (source.upstreams, source.limits);
+    let key = format!("routes[{r}]");
+    let prefix_ok = is_clean_prefix(&route.prefix);
+    if !prefix_ok {
+        problems.add(format!("{key}.prefix"), format!("expected a normalized path such as `/api/catalog` (starts with `/`, no trailing `/`, no `.`/`..` or empty segments, no `{{`, `%`, `;`), got `{}`", route.prefix));
+    }
+    let Some(upstream) = upstreams.get(&route.upstream) else {
+        let known = upstreams.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+        problems.add(
+            format!("{key}.upstream"),
+            format!(
+                "unknown upstream `{}` (expected one of: {})",
+                route.upstream,
+                if known.is_empty() { "none configured" } else { &known }
+            ),
+        );
+        return Vec::new();
+    };
+    if !prefix_ok {
+        return Vec::new();
+    }
+    prefixes.push(PrefixSpec {
+        prefix: route.prefix.clone(),
+        upstream: upstream.clone(),
+        max_body_bytes: limits.max_body_bytes,
+        pass_preflight: matches!(route.cors_preflight, Some(raw::CorsPreflight::Pass)),
+    });
+    let root = if route.prefix == "/" { "" } else { route.prefix.as_str() };
+    let mut specs = Vec::new();
+    for (i, rule) in route.rules.into_iter().enumerate() {
+        let rule_key = format!("{key}.rules[{i}]");
+        let label = match source.file {
+            Some(file) => format!("{file}: {rule_key}"),
+            None => rule_key.clone(),
+        };
+        if let Some(spec) = compile_rule(problems, &rule_key, &label, rule, root, upstream, limits) {
+            lines.push(format!(
+                "{:<8} {} → {} [{}]",
+                spec.methods.as_ref().map_or("ANY".to_owned(), |m| m
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")),
+                spec.rule.template,
+                describe(&spec.rule.access),
+                upstream.name
+            ));
+            specs.push((spec, rule_key));
+        }
+    }
+    specs
 }
 
 /// The first segment after `/api/` of a route prefix (`/api/catalog` → `catalog`).
@@ -659,6 +727,7 @@ fn is_clean_prefix(prefix: &str) -> bool {
 fn compile_rule(
     problems: &mut Problems,
     key: &str,
+    label: &str,
     rule: raw::Rule,
     root: &str,
     upstream: &Arc<Upstream>,
@@ -717,7 +786,7 @@ fn compile_rule(
     Some(RuleSpec {
         methods,
         rule: Arc::new(Rule {
-            label: key.into(),
+            label: label.into(),
             template: template.into(),
             access: access?,
             upstream: upstream.clone(),

@@ -24,6 +24,18 @@ pub(super) struct Gateway {
     pub(super) permission_api: Option<PermissionApi>,
     #[serde(default)]
     pub(super) plugins: BTreeMap<String, Plugin>,
+    /// Files holding more route groups (paths relative to the config file's folder).
+    #[serde(default)]
+    pub(super) include: Vec<String>,
+}
+
+/// A file listed under `include:`: route groups only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Included {
+    pub(super) routes: Vec<Route>,
+    /// Read only to refuse nested includes with a clear message.
+    pub(super) include: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,7 +31,8 @@ pub enum OnConditional {
 /// One compiled rule of the route table.
 #[derive(Debug)]
 pub struct Rule {
-    /// Where the rule came from, e.g. `routes[0].rules[2]`, for logs and summaries.
+    /// Where the rule came from, e.g. `routes[0].rules[2]` (with `include:`, prefixed by its
+    /// file: `config/presets/catalog.yaml: routes[0].rules[2]`), for logs and summaries.
     pub label: Arc<str>,
     /// The full path template, prefix included.
     pub template: Arc<str>,

@@ -262,7 +262,8 @@ fn slot_name(slot: usize) -> &'static str {
 /// Prefixes with `cors_preflight: pass` get a public rule for preflight requests.
 fn build_preflight(prefixes: &[PrefixSpec], problems: &mut Vec<TableProblem>) -> Router<Arc<Rule>> {
     let mut tree = Router::new();
-    for spec in prefixes.iter().filter(|spec| spec.pass_preflight) {
+    let passing: Vec<&PrefixSpec> = prefixes.iter().filter(|spec| spec.pass_preflight).collect();
+    for spec in distinct(&passing, "CORS preflights", problems) {
         let label = format!("CORS preflight under `{}`", spec.prefix);
         // Preflights carry no body.
         add_prefix_rule(&mut tree, spec, label, Access::Public, Some(0), problems);
@@ -283,11 +284,36 @@ fn build_unmatched(
         Unmatched::Allow => Access::Public,
         Unmatched::Authenticated => Access::Authenticated,
     };
-    for spec in &prefixes {
+    let all: Vec<&PrefixSpec> = prefixes.iter().collect();
+    for spec in distinct(&all, "requests no rule matches", problems) {
         let label = format!("unmatched under `{}`", spec.prefix);
         add_prefix_rule(&mut tree, spec, label, access.clone(), spec.max_body_bytes, problems);
     }
     tree
+}
+
+/// Each prefix once: route groups may share one (a config file's own group and an included
+/// preset's), as long as they name the same upstream for what no rule covers.
+fn distinct<'s>(specs: &[&'s PrefixSpec], what: &str, problems: &mut Vec<TableProblem>) -> Vec<&'s PrefixSpec> {
+    let mut first: HashMap<&str, &PrefixSpec> = HashMap::new();
+    let mut out = Vec::new();
+    for spec in specs {
+        match first.get(spec.prefix.as_str()) {
+            None => {
+                first.insert(&spec.prefix, spec);
+                out.push(*spec);
+            }
+            Some(earlier) if earlier.upstream.name == spec.upstream.name => {}
+            Some(earlier) => problems.push(TableProblem {
+                label: "routes".into(),
+                message: format!(
+                    "prefix `{}` has groups for upstreams `{}` and `{}`: {what} under it cannot go to both",
+                    spec.prefix, earlier.upstream.name, spec.upstream.name
+                ),
+            }),
+        }
+    }
+    out
 }
 
 /// Adds a synthetic rule covering a prefix and everything below it.

@@ -131,6 +131,37 @@ fn unmatched_requests_reach_their_prefix_only_when_configured() {
 }
 
 #[test]
+fn groups_may_share_a_prefix_when_they_share_its_upstream() {
+    // A config file's own group and an included preset's, both under `/api/catalog`.
+    let group = |upstream: Arc<Upstream>| PrefixSpec {
+        prefix: "/api/catalog".into(),
+        upstream,
+        max_body_bytes: None,
+        pass_preflight: true,
+    };
+    let rules = || vec![rule("health", "/api/catalog/health", None), rule("x", "/api/catalog/x", None)];
+    for unmatched in [Unmatched::Allow, Unmatched::Authenticated] {
+        let table = RouteTable::build(rules(), vec![group(upstream()), group(upstream())], unmatched).unwrap();
+        assert!(table.find(&Method::GET, "/api/catalog/other").is_some());
+        assert!(table.find_preflight("/api/catalog/other").is_some());
+    }
+    let other = Arc::new(Upstream::parse("mirror", "http://127.0.0.1:2", Duration::from_secs(1)).unwrap());
+    let problems =
+        RouteTable::build(rules(), vec![group(upstream()), group(other.clone())], Unmatched::Allow).unwrap_err();
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "prefix `/api/catalog` has groups for upstreams `catalog` and `mirror`: CORS preflights under it cannot go to both",
+            "prefix `/api/catalog` has groups for upstreams `catalog` and `mirror`: requests no rule matches under it cannot go to both",
+        ]
+    );
+    // With `unmatched: deny` and no preflight passing, nothing is forwarded by prefix alone.
+    let quiet = |upstream| PrefixSpec { pass_preflight: false, ..group(upstream) };
+    assert!(RouteTable::build(rules(), vec![quiet(upstream()), quiet(other)], Unmatched::Deny).is_ok());
+}
+
+#[test]
 fn an_exact_template_beats_a_catch_all_at_the_same_segment() {
     let table = table(vec![
         rule("catch-all", "/things/{*rest}", Some(&[Method::GET])),
