@@ -10,6 +10,7 @@ pub mod path;
 pub mod rule;
 pub mod table;
 pub mod template;
+pub mod tree;
 
 use std::sync::Arc;
 

@@ -1,16 +1,19 @@
-//! The route table: (method, normalized path) → one rule, compiled once into radix trees.
+//! The route table: (method, normalized path) → one rule, compiled once.
 //!
-//! Per HTTP method, and once more for rules that allow any method, two `matchit` radix trees:
-//! one for exact templates (static segments and `{param}`s) and one for templates ending in a
-//! `{*catch_all}`. Every rule sits only in the trees of its own methods, so a rule that does not
-//! allow the method can never shadow one that does, and a lookup costs at most four tree walks
-//! whatever the number of rules.
+//! Rules live in one segment trie ([`super::tree`]), each template once whatever its methods,
+//! and a lookup walks it to the most specific template with a rule for the request's method,
+//! so a rule that does not allow the method can never shadow one that does, and the cost of a
+//! lookup depends on the path, not on the number of rules.
 //!
 //! Specificity: an exact template always beats a catch-all; otherwise, comparing segment by
 //! segment from the left, a static segment beats a `{param}`, which beats a `{*catch_all}` (so
-//! among catch-alls the longer static prefix wins). Between two equally specific templates, a
+//! among catch-alls the longer static prefix wins). Between two templates of the same shape, a
 //! rule that lists the method beats a rule for any method. The order of rules in the file never
-//! matters. `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template.
+//! matters. `HEAD` requests use `GET` rules unless a rule lists `HEAD` for the same template
+//! shape.
+//!
+//! Requests no rule matches may still be forwarded by route prefix (`permission.unmatched`,
+//! `cors_preflight: pass`); those two small tables are `matchit` trees of the prefixes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use http::Method;
 use matchit::Router;
 
 use super::rule::{Access, OnConditional, Rule};
+use super::tree::{self, MethodChoice, Params, RuleTree, RuleTreeBuilder, Slot};
 use crate::proxy::Upstream;
 
 /// Methods with trees of their own; `ANY` holds the rules without a `methods` list, which is
@@ -90,52 +94,13 @@ pub struct Found<'t, 'p> {
     /// The rule that decides the request.
     pub rule: &'t Arc<Rule>,
     /// Captured path parameters (raw, still percent-encoded).
-    pub params: matchit::Params<'t, 'p>,
-}
-
-/// The two trees of one method.
-#[derive(Debug, Default)]
-struct Trees {
-    exact: Router<Arc<Rule>>,
-    catch_all: Router<Arc<Rule>>,
-}
-
-impl Trees {
-    fn insert(&mut self, rule: &Arc<Rule>) -> Result<(), matchit::InsertError> {
-        let tree = if rule.template.contains("{*") { &mut self.catch_all } else { &mut self.exact };
-        tree.insert(rule.template.to_string(), rule.clone())
-    }
-}
-
-type Hit<'t, 'p> = matchit::Match<'t, 'p, &'t Arc<Rule>>;
-
-/// The more specific of a hit in the method's tree and a hit in the any-method tree.
-fn more_specific<'t, 'p>(method: Option<Hit<'t, 'p>>, any: Option<Hit<'t, 'p>>) -> Option<Hit<'t, 'p>> {
-    match (method, any) {
-        (Some(method), Some(any)) => {
-            Some(if specificity(&any.value.template) > specificity(&method.value.template) { any } else { method })
-        }
-        (method, any) => method.or(any),
-    }
-}
-
-/// Segment kinds left to right: static 2, `{param}` 1, `{*catch_all}` 0; compared
-/// lexicographically.
-fn specificity(template: &str) -> Vec<u8> {
-    template
-        .split('/')
-        .map(|segment| match segment.as_bytes() {
-            [b'{', b'*', ..] => 0,
-            [b'{', ..] => 1,
-            _ => 2,
-        })
-        .collect()
+    pub params: Params<'t, 'p>,
 }
 
 /// The compiled route table.
 #[derive(Debug)]
 pub struct RouteTable {
-    trees: Vec<Trees>,
+    rules: RuleTree,
     unmatched: Router<Arc<Rule>>,
     preflight: Router<Arc<Rule>>,
     rule_count: usize,
@@ -150,74 +115,63 @@ impl RouteTable {
         unmatched: Unmatched,
     ) -> Result<Self, Vec<TableProblem>> {
         let mut problems = Vec::new();
-        let mut trees: Vec<Trees> = (0..=ANY).map(|_| Trees::default()).collect();
+        let mut tree = RuleTreeBuilder::new();
         // Which rule owns each (method, template), to name both sides of a duplicate.
         let mut owners: HashMap<(usize, Arc<str>), Arc<str>> = HashMap::new();
         let rule_count = rules.len();
         let needs_tokens = rules.iter().any(|spec| spec.rule.access != Access::Public);
-        let mut implicit_head = Vec::new();
         for spec in &rules {
+            let template = &spec.rule.template;
+            let segments = match tree::parse(template) {
+                Ok(segments) => segments,
+                Err(err) => {
+                    problems.push(TableProblem {
+                        label: spec.rule.label.to_string(),
+                        message: format!("path `{template}` cannot be added: {err}"),
+                    });
+                    continue;
+                }
+            };
             let slots: Vec<usize> = match &spec.methods {
                 None => vec![ANY],
                 Some(methods) => methods.iter().map(method_slot).collect(),
             };
             for slot in slots {
-                let key = (slot, spec.rule.template.clone());
+                let key = (slot, template.clone());
                 // The same template for the same method is ambiguous, also when one of the two
                 // rules allows any method.
                 let clash = if slot == ANY {
-                    (0..=ANY).find_map(|s| owners.get(&(s, spec.rule.template.clone())))
+                    (0..=ANY).find_map(|s| owners.get(&(s, template.clone())))
                 } else {
-                    owners.get(&key).or_else(|| owners.get(&(ANY, spec.rule.template.clone())))
+                    owners.get(&key).or_else(|| owners.get(&(ANY, template.clone())))
                 };
                 if let Some(owner) = clash {
                     problems.push(TableProblem {
                         label: spec.rule.label.to_string(),
-                        message: format!(
-                            "`{}` for {} is already decided by {owner}",
-                            spec.rule.template,
-                            slot_name(slot)
-                        ),
+                        message: format!("`{template}` for {} is already decided by {owner}", slot_name(slot)),
                     });
                     continue;
                 }
-                if let Err(err) = trees[slot].insert(&spec.rule) {
+                // INVARIANT: slots are below `METHODS.len() + 1`, far below `u8::MAX`.
+                if let Err(existing) = tree.insert(&segments, slot as Slot, spec.rule.clone()) {
                     problems.push(TableProblem {
                         label: spec.rule.label.to_string(),
-                        message: format!("path `{}` cannot be added: {err}", spec.rule.template),
+                        message: format!(
+                            "`{template}` for {} is already decided by {} (`{}`: the same path with other parameter names)",
+                            slot_name(slot),
+                            existing.label,
+                            existing.template
+                        ),
                     });
                     continue;
                 }
                 owners.insert(key, spec.rule.label.clone());
             }
-            let get = (method_slot(&Method::GET), spec.rule.template.clone());
-            let lists_get = spec.methods.as_ref().is_some_and(|m| m.contains(&Method::GET));
-            // Only a GET rule that made it into the table lends itself to HEAD.
-            if lists_get && owners.get(&get) == Some(&spec.rule.label) {
-                implicit_head.push(spec.rule.clone());
-            }
-        }
-        // HEAD follows GET unless HEAD is configured for the same template. Any other conflict
-        // is a config error: silently dropping the copy would let another HEAD rule decide.
-        let head = method_slot(&Method::HEAD);
-        for rule in implicit_head {
-            if owners.contains_key(&(head, rule.template.clone())) {
-                continue;
-            }
-            if let Err(err) = trees[head].insert(&rule) {
-                problems.push(TableProblem {
-                    label: rule.label.to_string(),
-                    message: format!(
-                        "`{}` for HEAD (which follows GET) conflicts with a HEAD rule: {err}; list HEAD on one of them explicitly",
-                        rule.template
-                    ),
-                });
-            }
         }
         let preflight = build_preflight(&prefixes, &mut problems);
         let unmatched_tree = build_unmatched(prefixes, unmatched, &mut problems);
         if problems.is_empty() {
-            Ok(Self { trees, unmatched: unmatched_tree, preflight, rule_count, needs_tokens })
+            Ok(Self { rules: tree.build(), unmatched: unmatched_tree, preflight, rule_count, needs_tokens })
         } else {
             Err(problems)
         }
@@ -226,16 +180,14 @@ impl RouteTable {
     /// Finds the rule for a method and a normalized path.
     pub fn find<'t, 'p>(&'t self, method: &Method, path: &'p str) -> Option<Found<'t, 'p>> {
         let slot = method_slot(method);
-        let own = (slot != ANY).then(|| &self.trees[slot]);
-        let any = &self.trees[ANY];
-        let exact = more_specific(own.and_then(|t| t.exact.at(path).ok()), any.exact.at(path).ok());
-        let hit =
-            exact.or_else(|| more_specific(own.and_then(|t| t.catch_all.at(path).ok()), any.catch_all.at(path).ok()));
-        match hit {
-            Some(found) => Some(Found { rule: found.value, params: found.params }),
-            None => {
-                self.unmatched.at(path).ok().map(|found| Found { rule: found.value, params: matchit::Params::new() })
-            }
+        let choice = MethodChoice {
+            own: slot as Slot,
+            fallback: (*method == Method::HEAD).then_some(method_slot(&Method::GET) as Slot),
+            any: ANY as Slot,
+        };
+        match self.rules.find(choice, path) {
+            Some((entry, params)) => Some(Found { rule: &entry.rule, params }),
+            None => self.unmatched.at(path).ok().map(|found| Found { rule: found.value, params: Params::empty() }),
         }
     }
 

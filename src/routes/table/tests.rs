@@ -104,7 +104,10 @@ fn duplicate_and_conflicting_templates_are_refused() {
     assert_eq!(problems[0].label, "routes[0].rules[1]");
     assert_eq!(problems[0].message, "`/a/{id}` for GET is already decided by routes[0].rules[0]");
     assert_eq!(problems[1].label, "routes[0].rules[2]");
-    assert!(problems[1].message.starts_with("path `/a/{other}` cannot be added"), "{}", problems[1].message);
+    assert_eq!(
+        problems[1].message,
+        "`/a/{other}` for GET is already decided by routes[0].rules[0] (`/a/{id}`: the same path with other parameter names)"
+    );
 }
 
 #[test]
@@ -174,21 +177,59 @@ fn an_exact_template_beats_a_catch_all_at_the_same_segment() {
 #[test]
 fn head_never_silently_loses_the_get_rule() {
     // A public HEAD catch-all must not decide HEAD for a protected GET path.
-    let table = table(vec![
+    let first = table(vec![
         rule("get", "/x/{id}", Some(&[Method::GET])),
         rule("head-catch-all", "/x/{*rest}", Some(&[Method::HEAD])),
     ]);
-    assert_eq!(found(&table, Method::HEAD, "/x/1").as_deref(), Some("get"));
-    // When the GET rule cannot follow into HEAD, the config is refused, never served.
+    assert_eq!(found(&first, Method::HEAD, "/x/1").as_deref(), Some("get"));
+    // A HEAD rule for the same shape is the configured HEAD rule; GET keeps its own.
+    let same_shape =
+        table(vec![rule("get", "/y/{id}", Some(&[Method::GET])), rule("head", "/y/{other}", Some(&[Method::HEAD]))]);
+    assert_eq!(found(&same_shape, Method::HEAD, "/y/1").as_deref(), Some("head"));
+    assert_eq!(found(&same_shape, Method::GET, "/y/1").as_deref(), Some("get"));
+}
+
+#[test]
+fn the_walk_backtracks_past_deeper_templates_without_a_rule_for_the_method() {
+    let table = table(vec![
+        rule("delete-static", "/a/b/{y}", Some(&[Method::DELETE])),
+        rule("get-param", "/a/{x}/z", Some(&[Method::GET])),
+        rule("get-catch-all", "/a/b/{*rest}", Some(&[Method::GET])),
+    ]);
+    assert_eq!(found(&table, Method::DELETE, "/a/b/z").as_deref(), Some("delete-static"));
+    assert_eq!(found(&table, Method::GET, "/a/b/z").as_deref(), Some("get-param"));
+    // No exact GET template matches: the catch-all pass finds the longest static prefix.
+    assert_eq!(found(&table, Method::GET, "/a/b/q").as_deref(), Some("get-catch-all"));
+    let params = table.find(&Method::GET, "/a/b/q/r%2Fs").unwrap().params;
+    assert_eq!(params.get("rest"), Some("q/r%2Fs"));
+    let params = table.find(&Method::GET, "/a/x%20y/z").unwrap().params;
+    assert_eq!(params.get("x"), Some("x%20y"));
+    assert_eq!(params.get("y"), None);
+}
+
+#[test]
+fn malformed_templates_are_refused_with_the_reason() {
     let problems = RouteTable::build(
-        vec![rule("get", "/y/{id}", Some(&[Method::GET])), rule("head", "/y/{other}", Some(&[Method::HEAD]))],
+        vec![
+            rule("partial", "/a/x{id}", None),
+            rule("not-last", "/b/{*rest}/c", None),
+            rule("twice", "/c/{id}/{id}", None),
+            rule("empty", "/d/{}", None),
+        ],
         Vec::new(),
         Unmatched::Deny,
     )
     .unwrap_err();
-    assert_eq!(problems.len(), 1);
-    assert_eq!(problems[0].label, "get");
-    assert!(problems[0].message.contains("for HEAD (which follows GET) conflicts"), "{}", problems[0].message);
+    let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "path `/a/x{id}` cannot be added: a parameter must be a whole segment, `{name}` or a final `{*name}`, got `x{id}`",
+            "path `/b/{*rest}/c` cannot be added: `{*rest}` must be the last segment",
+            "path `/c/{id}/{id}` cannot be added: parameter `id` is captured twice",
+            "path `/d/{}` cannot be added: a parameter must be a whole segment, `{name}` or a final `{*name}`, got `{}`",
+        ]
+    );
 }
 
 #[test]
