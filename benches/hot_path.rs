@@ -77,6 +77,7 @@ fn bench_routes_and_policy(c: &mut Criterion) {
         let i = n.div_ceil(4) / 2;
         let request = Request::builder()
             .method(Method::GET)
+            .header(http::header::HOST, "localhost")
             .uri(format!("/api/svc{i}/entities/by-name/component/default/payments"))
             .body(())
             .expect("request");
@@ -114,6 +115,7 @@ fn bench_routes_and_policy(c: &mut Criterion) {
         let i = n.div_ceil(4) / 2;
         let request = Request::builder()
             .method(Method::GET)
+            .header(http::header::HOST, "localhost")
             .uri(format!("/api/svc{i}/entities/by-name/component/default/payments"))
             .body(())
             .expect("request");

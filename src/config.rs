@@ -69,8 +69,8 @@ pub struct Summary {
     pub issuers: Vec<String>,
     /// One line per included file.
     pub includes: Vec<String>,
-    /// One line per rule.
-    pub rules: Vec<String>,
+    /// The route table, described one line per rule when displayed.
+    pub routes: Option<Arc<RouteTable>>,
     /// The policy in one line.
     pub policy: String,
 }
@@ -91,8 +91,9 @@ impl fmt::Display for Summary {
                 writeln!(f, "  {line}")?;
             }
         }
-        writeln!(f, "rules ({}):", self.rules.len())?;
-        for line in &self.rules {
+        let lines = self.routes.as_ref().map(|routes| routes.rule_lines()).unwrap_or_default();
+        writeln!(f, "rules ({}):", lines.len())?;
+        for line in &lines {
             writeln!(f, "  {line}")?;
         }
         writeln!(f, "policy: {}", self.policy)

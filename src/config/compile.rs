@@ -139,7 +139,7 @@ pub(super) fn gateway(
             format!("{} ({} route group(s), {rules} rule(s))", inc.file, inc.routes.len())
         })
         .collect();
-    let (routes, rule_lines) = routes(&mut problems, &file, raw.routes, included, &upstreams, unmatched, &limits);
+    let routes = routes(&mut problems, &file, raw.routes, included, &upstreams, unmatched, &limits);
     if authenticator.issuers().is_empty()
         && (needs_tokens(&routes, unmatched) || raw.permission_api.as_ref().is_some_and(|a| a.enabled))
     {
@@ -171,7 +171,7 @@ pub(super) fn gateway(
     if !problems.0.is_empty() {
         return Err(ConfigError::Invalid { file, problems: problems.0 });
     }
-    let routes = routes.ok_or_else(|| ConfigError::Invalid { file: file.clone(), problems: Vec::new() })?;
+    let routes = Arc::new(routes.ok_or_else(|| ConfigError::Invalid { file: file.clone(), problems: Vec::new() })?);
     Ok(Config {
         source: path.to_path_buf(),
         listen,
@@ -180,7 +180,7 @@ pub(super) fn gateway(
         permission_enabled: raw.permission.enabled.unwrap_or(true),
         unmatched,
         authenticator,
-        routes: Arc::new(routes),
+        routes: routes.clone(),
         policy,
         forward: ForwardSettings { identity, trusted_proxies },
         limits,
@@ -191,7 +191,7 @@ pub(super) fn gateway(
             upstreams: upstream_lines,
             issuers: issuer_lines,
             includes: include_lines,
-            rules: rule_lines,
+            routes: Some(routes),
             policy: policy_line,
         },
     })
@@ -597,10 +597,9 @@ fn routes(
     upstreams: &BTreeMap<String, Arc<Upstream>>,
     unmatched: Unmatched,
     limits: &Limits,
-) -> (Option<RouteTable>, Vec<String>) {
+) -> Option<RouteTable> {
     let mut specs = Vec::new();
     let mut prefixes = Vec::new();
-    let mut lines = Vec::new();
     // Rule label → (included file, key): where a route-table problem is reported.
     let mut places: HashMap<Arc<str>, (Option<String>, String)> = HashMap::new();
     let qualify = !included.is_empty();
@@ -610,7 +609,7 @@ fn routes(
         let label_file = file.as_deref().or(qualify.then_some(config_file));
         let source = RouteSource { file: label_file, upstreams, limits };
         for (r, route) in groups.into_iter().enumerate() {
-            for (spec, key) in route_group(&mut found, &source, r, route, &mut prefixes, &mut lines) {
+            for (spec, key) in route_group(&mut found, &source, r, route, &mut prefixes) {
                 places.insert(spec.rule.label.clone(), (file.clone(), key));
                 specs.push(spec);
             }
@@ -618,13 +617,13 @@ fn routes(
         problems.absorb(file.as_deref(), found);
     }
     match RouteTable::build(specs, prefixes, unmatched) {
-        Ok(table) => (Some(table), lines),
+        Ok(table) => Some(table),
         Err(table_problems) => {
             for p in table_problems {
                 let (file, key) = places.get(p.label.as_str()).cloned().unwrap_or((None, p.label));
                 problems.0.push(Problem { file, key: format!("{key}.path"), message: p.message });
             }
-            (None, lines)
+            None
         }
     }
 }
@@ -645,7 +644,6 @@ fn route_group(
     r: usize,
     route: raw::Route,
     prefixes: &mut Vec<PrefixSpec>,
-    lines: &mut Vec<String>,
 ) -> Vec<(RuleSpec, String)> {
     let (upstreams, limits) = (source.upstreams, source.limits);
     let key = format!("routes[{r}]");
@@ -683,17 +681,6 @@ fn route_group(
             None => rule_key.clone(),
         };
         if let Some(spec) = compile_rule(problems, &rule_key, &label, rule, root, upstream, limits) {
-            lines.push(format!(
-                "{:<8} {} → {} [{}]",
-                spec.methods.as_ref().map_or("ANY".to_owned(), |m| m
-                    .iter()
-                    .map(Method::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")),
-                spec.rule.template,
-                describe(&spec.rule.access),
-                upstream.name
-            ));
             specs.push((spec, rule_key));
         }
     }
@@ -703,17 +690,6 @@ fn route_group(
 /// The first segment after `/api/` of a route prefix (`/api/catalog` → `catalog`).
 fn default_plugin(prefix: &str) -> Option<String> {
     prefix.strip_prefix("/api/").and_then(|rest| rest.split('/').next()).filter(|s| !s.is_empty()).map(str::to_owned)
-}
-
-fn describe(access: &Access) -> String {
-    match access {
-        Access::Public => "public".into(),
-        Access::Authenticated => "authenticated".into(),
-        Access::Permission(p) => match &p.resource_type {
-            Some(rt) => format!("{} ({rt})", p.name),
-            None => p.name.to_string(),
-        },
-    }
 }
 
 fn is_clean_prefix(prefix: &str) -> bool {

@@ -18,6 +18,20 @@ pub enum Access {
     Permission(Permission),
 }
 
+impl Access {
+    /// `public`, `authenticated`, or the permission with its resource type.
+    pub fn describe(&self) -> String {
+        match self {
+            Access::Public => "public".into(),
+            Access::Authenticated => "authenticated".into(),
+            Access::Permission(p) => match &p.resource_type {
+                Some(rt) => format!("{} ({rt})", p.name),
+                None => p.name.to_string(),
+            },
+        }
+    }
+}
+
 /// What the proxy does with a CONDITIONAL decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OnConditional {

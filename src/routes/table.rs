@@ -101,6 +101,8 @@ pub struct Found<'t, 'p> {
 #[derive(Debug)]
 pub struct RouteTable {
     rules: RuleTree,
+    /// The rules in config order, for [`RouteTable::rule_lines`].
+    in_order: Box<[Arc<Rule>]>,
     unmatched: Router<Arc<Rule>>,
     preflight: Router<Arc<Rule>>,
     rule_count: usize,
@@ -171,7 +173,8 @@ impl RouteTable {
         let preflight = build_preflight(&prefixes, &mut problems);
         let unmatched_tree = build_unmatched(prefixes, unmatched, &mut problems);
         if problems.is_empty() {
-            Ok(Self { rules: tree.build(), unmatched: unmatched_tree, preflight, rule_count, needs_tokens })
+            let in_order = rules.into_iter().map(|spec| spec.rule).collect();
+            Ok(Self { rules: tree.build(), in_order, unmatched: unmatched_tree, preflight, rule_count, needs_tokens })
         } else {
             Err(problems)
         }
@@ -199,6 +202,25 @@ impl RouteTable {
     /// True when some rule needs a verified token.
     pub fn needs_tokens(&self) -> bool {
         self.needs_tokens
+    }
+
+    /// One line per rule, in config order: methods, template, what it demands, upstream.
+    /// Built on demand from the table (for `stagedoor check`), so nothing is kept for it.
+    pub fn rule_lines(&self) -> Vec<String> {
+        let mut slots: HashMap<*const Rule, Vec<usize>> = HashMap::new();
+        for (slot, rule) in self.rules.entries() {
+            slots.entry(Arc::as_ptr(rule)).or_default().push(usize::from(slot));
+        }
+        self.in_order
+            .iter()
+            .map(|rule| {
+                let mut methods = slots.remove(&Arc::as_ptr(rule)).unwrap_or_default();
+                methods.sort_unstable();
+                let methods = methods.iter().map(|&slot| slot_name(slot)).collect::<Vec<_>>().join(",");
+                let methods = if methods == slot_name(ANY) { "ANY" } else { &methods };
+                format!("{methods:<8} {} → {} [{}]", rule.template, rule.access.describe(), rule.upstream.name)
+            })
+            .collect()
     }
 
     /// Number of configured rules.

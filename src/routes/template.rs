@@ -5,13 +5,13 @@ use super::path::decode_param;
 /// A compiled resource ref template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefTemplate {
-    parts: Vec<Part>,
+    parts: Box<[Part]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
-    Literal(String),
-    Param(String),
+    Literal(Box<str>),
+    Param(Box<str>),
 }
 
 /// Why a template did not compile.
@@ -43,7 +43,7 @@ impl RefTemplate {
                 return Err(TemplateError::Unbalanced(template.to_owned()));
             }
             if open > 0 {
-                parts.push(Part::Literal(rest[..open].to_owned()));
+                parts.push(Part::Literal(rest[..open].into()));
             }
             let after = &rest[open + 1..];
             let close = after.find('}').ok_or_else(|| TemplateError::Unbalanced(template.to_owned()))?;
@@ -60,20 +60,20 @@ impl RefTemplate {
                     captured: if path_params.is_empty() { "nothing".into() } else { path_params.join(", ") },
                 });
             }
-            parts.push(Part::Param(name.to_owned()));
+            parts.push(Part::Param(name.into()));
             rest = &after[close + 1..];
         }
         if !rest.is_empty() {
-            parts.push(Part::Literal(rest.to_owned()));
+            parts.push(Part::Literal(rest.into()));
         }
-        Ok(Self { parts })
+        Ok(Self { parts: parts.into_boxed_slice() })
     }
 
     /// Fills the template from matched parameters (percent-decoded); `None` when a value is
     /// missing or does not decode to UTF-8.
     pub fn render<'p>(&self, lookup: impl Fn(&str) -> Option<&'p str>) -> Option<String> {
         let mut out = String::new();
-        for part in &self.parts {
+        for part in self.parts.iter() {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Param(name) => out.push_str(&decode_param(lookup(name)?)?),

@@ -6,7 +6,7 @@
 //! router cannot skip a match whose value does not fit. One `matchit` tree per method did
 //! that, but cost about 3 KiB per rule at 10,000 rules (a node per character run, child
 //! vectors of four nodes, the same prefixes repeated in every method's tree); here a node is
-//! one segment, 32 bytes, shared by every method and every template through it.
+//! one segment, a few dozen bytes, shared by every method and every template through it.
 //!
 //! Specificity is that of the route table: an exact template (no catch-all) always beats a
 //! catch-all, so they are searched in two passes; within a pass, segment by segment from the
@@ -124,11 +124,32 @@ impl Terminal {
     }
 }
 
+/// Above this many static children a node hashes them; below, a scan is faster.
+const SCAN_LIMIT: usize = 8;
+
+/// A node's static children.
+#[derive(Debug)]
+enum Statics {
+    /// Few: scanned.
+    Few(Box<[(Box<str>, u32)]>),
+    /// Many (e.g. one per service under `/api`): hashed.
+    Many(HashMap<Box<str>, u32>),
+}
+
+impl Statics {
+    fn get(&self, segment: &str) -> Option<u32> {
+        match self {
+            Self::Few(children) => children.iter().find(|(text, _)| **text == *segment).map(|(_, id)| *id),
+            Self::Many(children) => children.get(segment).copied(),
+        }
+    }
+}
+
 /// A trie node: one segment.
 #[derive(Debug)]
 struct Node {
-    /// Static children, sorted by segment for binary search.
-    statics: Box<[(Box<str>, u32)]>,
+    /// Static children.
+    statics: Statics,
     /// The `{param}` child.
     param: u32,
     /// Templates ending here.
@@ -251,10 +272,15 @@ impl RuleTreeBuilder {
             .nodes
             .into_iter()
             .map(|node| {
-                let mut statics: Vec<(Box<str>, u32)> = node.statics.into_iter().collect();
-                statics.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let statics = if node.statics.len() > SCAN_LIMIT {
+                    let mut children = node.statics;
+                    children.shrink_to_fit();
+                    Statics::Many(children)
+                } else {
+                    Statics::Few(node.statics.into_iter().collect())
+                };
                 Node {
-                    statics: statics.into_boxed_slice(),
+                    statics,
                     param: node.param.unwrap_or(NONE),
                     exact: node.exact.unwrap_or(NONE),
                     catch_all: node.catch_all.unwrap_or(NONE),
@@ -306,8 +332,8 @@ impl RuleTree {
             Some((segment, tail)) => (segment, tail),
             None => (rest, ""),
         };
-        if let Ok(i) = here.statics.binary_search_by(|(text, _)| (**text).cmp(segment)) {
-            if let Some(entry) = self.walk(here.statics[i].1, tail, captured, values, choice, pass) {
+        if let Some(child) = here.statics.get(segment) {
+            if let Some(entry) = self.walk(child, tail, captured, values, choice, pass) {
                 return Some(entry);
             }
         }
@@ -324,6 +350,11 @@ impl RuleTree {
             }
         }
         None
+    }
+
+    /// Every (slot, rule) pair in the trie, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (Slot, &Arc<Rule>)> {
+        self.terminals.iter().flat_map(|terminal| terminal.entries.iter().map(|(slot, entry)| (*slot, &entry.rule)))
     }
 
     fn pick(&self, terminal: u32, choice: MethodChoice) -> Option<&Entry> {

@@ -39,7 +39,7 @@ fn the_example_config_loads_as_written() {
 #[test]
 fn a_minimal_config_loads() {
     let config = load(MINIMAL).unwrap();
-    assert_eq!(config.summary.rules.len(), 1);
+    assert_eq!(config.routes.rule_lines().len(), 1);
 }
 
 #[test]
