@@ -13,7 +13,7 @@
 #       request is verified (cached after the first), routed, decided and forwarded;
 #   (e) stagedoor's POST /api/permission/authorize with 1- and 50-item batches, when the
 #       endpoint exists (probed first; bench/authorize.lua is the wrk script).
-# Then a memory check: stagedoor's RSS idle with 10,000 generated routes, with 2,000 idle
+# Then a memory check: stagedoor's RSS idle with 10,000 generated rules (and 40,000), with 2,000 idle
 # keep-alive connections open (bench/hold_conns.py), and after they close.
 #
 # Knobs (environment): ROUNDS=3 DURATION=10 WARMUP=2 CONNECTIONS=64 HOLD=2000 KEEP_TMP=0
@@ -331,9 +331,20 @@ done
 
 # --- memory check -------------------------------------------------------------------------------
 status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+# 10,000 routes = 10,000 rules (method + path template → permission, as benches/hot_path.rs counts
+# them): 2,500 generated prefixes of four rules each. First, idle only, 40,000 rules for scale.
+python3 "$BENCH/gen.py" gateway --out "$WORK/gateway-mem40k.yaml" --listen "127.0.0.1:$P_MEM" --upstream "$UP_URL" \
+    --routes 10000 --jwks "$JWKS_URL" --policy "$WORK/policy-1k.yaml"
+log "memory check: stagedoor idle with 40,000 rules"
+start stagedoor_mem40k "$WORK/stagedoor_mem40k.log" "$BIN" serve --config "$WORK/gateway-mem40k.yaml"
+wait_http stagedoor_mem40k "$PID_stagedoor_mem40k" "http://127.0.0.1:$P_MEM/public/ready"
+sleep 1
+MEM_IDLE_40K=$(status_kb "$PID_stagedoor_mem40k" VmRSS)
+kill -TERM "$PID_stagedoor_mem40k" 2>/dev/null || true
+wait "$PID_stagedoor_mem40k" 2>/dev/null || true
 python3 "$BENCH/gen.py" gateway --out "$WORK/gateway-mem.yaml" --listen "127.0.0.1:$P_MEM" --upstream "$UP_URL" \
-    --routes 10000 --jwks "$JWKS_URL" --policy "$WORK/policy-1k.yaml" --header-read-timeout 120s
-log "memory check: stagedoor with 10,000 routes, then $HOLD idle keep-alive connections"
+    --routes 2500 --jwks "$JWKS_URL" --policy "$WORK/policy-1k.yaml" --header-read-timeout 120s
+log "memory check: stagedoor with 10,000 rules, then $HOLD idle keep-alive connections"
 t0=$SECONDS
 start stagedoor_mem "$WORK/stagedoor_mem.log" "$BIN" serve --config "$WORK/gateway-mem.yaml"
 wait_http stagedoor_mem "$PID_stagedoor_mem" "http://127.0.0.1:$P_MEM/public/ready"
@@ -374,9 +385,9 @@ if [ -n "$SHORTENED" ]; then echo "NOTE: $SHORTENED"; fi
 if [ -n "$E_NOTE" ]; then echo "$E_NOTE"; fi
 echo
 awk -v c="$IDLE_C" -v d="$IDLE_D" 'BEGIN { printf "stagedoor idle RSS before the load: (c) 1 route %.1f MiB, (d) 1,000 routes (4,000 rules) + 1,000 roles %.1f MiB\n\n", c / 1024, d / 1024 }'
-echo "memory (stagedoor, 10,000 routes = 40,000 rules + 1,000-role policy + JWKS, started in ${MEM_START_S}s):"
-awk -v idle="$MEM_IDLE" -v held="$MEM_HELD" -v hwm="$MEM_HWM" -v after="$MEM_AFTER" -v n="$HOLD" -v fds="$MEM_FDS" 'BEGIN {
-    printf "  idle:                             %7.1f MiB RSS\n", idle / 1024
+echo "memory (stagedoor, 10,000 routes (rules; 2,500 prefixes) + 1,000-role policy + JWKS, started in ${MEM_START_S}s):"
+awk -v idle="$MEM_IDLE" -v idle40="$MEM_IDLE_40K" -v held="$MEM_HELD" -v hwm="$MEM_HWM" -v after="$MEM_AFTER" -v n="$HOLD" -v fds="$MEM_FDS" 'BEGIN {
+    printf "  idle:                             %7.1f MiB RSS   (40,000 rules: %.1f MiB)\n", idle / 1024, idle40 / 1024
     printf "  %d idle keep-alive connections: %7.1f MiB RSS (peak %.1f MiB, %d open fds; %.1f KiB per connection)\n", n, held / 1024, hwm / 1024, fds, (held - idle) / n
     printf "  2 s after they closed:            %7.1f MiB RSS\n", after / 1024
 }'
