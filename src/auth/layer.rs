@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use http::{Request, Response};
 use tower::{Layer, Service};
 
@@ -48,26 +48,30 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+    /// Public routes go straight to the inner service's own future; the rest are boxed.
+    type Future = Either<BoxFuture<'static, Result<Response<Body>, S::Error>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let public = match request.extensions().get::<RouteMatch>() {
+            Some(found) => found.rule.access == Access::Public,
+            // INVARIANT: MatchRoute runs first; without its extension, fail closed.
+            None => {
+                let response = reject(&request, Rejection::Internal);
+                return Either::Left(Box::pin(async move { Ok(response) }));
+            }
+        };
+        if public {
+            return Either::Right(self.inner.call(request));
+        }
         // The readied service is the one that gets called (tower's clone-and-replace idiom).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let authenticator = self.authenticator.clone();
-        Box::pin(async move {
-            let public = match request.extensions().get::<RouteMatch>() {
-                Some(found) => found.rule.access == Access::Public,
-                // INVARIANT: MatchRoute runs first; without its extension, fail closed.
-                None => return Ok(reject(&request, Rejection::Internal)),
-            };
-            if public {
-                return inner.call(request).await;
-            }
+        Either::Left(Box::pin(async move {
             let (mut parts, body) = request.into_parts();
             let request = &parts;
             match authenticator.authenticate(&parts.headers).await {
@@ -83,6 +87,6 @@ where
                 )),
                 Err(AuthFailure::Invalid(err)) => Ok(reject_parts(request, Rejection::from_auth(err))),
             }
-        })
+        }))
     }
 }

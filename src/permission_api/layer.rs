@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
@@ -78,7 +78,9 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+    /// Requests for the API are answered here (boxed); every other request is the inner
+    /// service's own future, unboxed, since most requests pass through.
+    type Future = Either<BoxFuture<'static, Result<Response<Body>, S::Error>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -88,14 +90,12 @@ where
         let path = request.uri().path();
         let shared = self.shared.clone();
         if path == shared.health_path && request.method() == Method::GET {
-            return Box::pin(async { Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())) });
+            return Either::Left(Box::pin(async { Ok(json(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())) }));
         }
         if path == shared.authorize_path && request.method() == Method::POST {
-            return Box::pin(async move { Ok(authorize(&shared, request).await) });
+            return Either::Left(Box::pin(async move { Ok(authorize(&shared, request).await) }));
         }
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move { inner.call(request).await })
+        Either::Right(self.inner.call(request))
     }
 }
 

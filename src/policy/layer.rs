@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use http::request::Parts;
 use http::{Request, Response};
 use tower::{Layer, Service};
@@ -63,20 +63,33 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+    /// Requests decided without the policy (public and authenticated-only rules, permissions
+    /// switched off) go straight to the inner service's own future; the rest are boxed.
+    type Future = Either<BoxFuture<'static, Result<Response<Body>, S::Error>>, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        match settle_without_policy(self.enabled, &parts) {
+            Some(Ok(permit)) => {
+                parts.extensions.insert(permit);
+                return Either::Right(self.inner.call(Request::from_parts(parts, body)));
+            }
+            Some(Err(rejection)) => {
+                let response = reject_parts(&parts, rejection);
+                return Either::Left(Box::pin(async move { Ok(response) }));
+            }
+            None => {}
+        }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let policy = self.policy.clone();
         let plugins = self.plugins.clone();
         let enabled = self.enabled;
-        Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
+        Either::Left(Box::pin(async move {
             match decide(&*policy, &plugins, enabled, &parts).await {
                 Ok(permit) => {
                     parts.extensions.insert(permit);
@@ -84,7 +97,22 @@ where
                 }
                 Err(rejection) => Ok(reject_parts(&parts, rejection)),
             }
-        })
+        }))
+    }
+}
+
+/// The decision when the policy need not be asked: `Some` for public and authenticated-only
+/// rules and for `permission.enabled: false`, `None` when the policy decides.
+fn settle_without_policy(enabled: bool, request: &Parts) -> Option<Result<Permit, Rejection>> {
+    // INVARIANT: MatchRoute and Authenticate ran before; a missing extension fails closed.
+    let Some(found) = request.extensions.get::<RouteMatch>() else { return Some(Err(Rejection::Internal)) };
+    let principal = request.extensions.get::<Principal>();
+    match &found.rule.access {
+        Access::Public => Some(Ok(Permit { _private: () })),
+        Access::Authenticated | Access::Permission(_) if principal.is_none() => Some(Err(Rejection::Internal)),
+        Access::Authenticated => Some(Ok(Permit { _private: () })),
+        Access::Permission(_) if !enabled => Some(Ok(Permit { _private: () })),
+        Access::Permission(_) => None,
     }
 }
 
