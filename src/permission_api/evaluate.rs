@@ -4,12 +4,48 @@
 use std::collections::HashMap;
 
 use futures_util::future::join_all;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::request::{Item, ResourceRef};
 use crate::identity::Principal;
-use crate::plugins::{Applied, ApplyItem, PluginError, Plugins};
-use crate::policy::{PermissionPolicy, PolicyDecision, PolicyQuery};
+use crate::plugins::{Applied, ApplyItem, PluginError, Plugins, Verdict};
+use crate::policy::{Criteria, PermissionPolicy, PolicyDecision, PolicyQuery};
+
+/// One answer of the batch, serialized as Backstage's response item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `{"id", "result": "ALLOW" | "DENY"}`
+    Decided {
+        /// The item's id.
+        id: String,
+        /// The decision.
+        result: Verdict,
+    },
+    /// `{"id", "result": ["ALLOW", "DENY", …]}` for an array `resourceRef`.
+    DecidedEach {
+        /// The item's id.
+        id: String,
+        /// One decision per ref.
+        result: Vec<Verdict>,
+    },
+    /// `{"id", "result": "CONDITIONAL", "pluginId", "resourceType", "conditions"}`
+    Conditional {
+        /// The item's id.
+        id: String,
+        /// Always `CONDITIONAL`.
+        result: &'static str,
+        /// The plugin that applies the conditions.
+        #[serde(rename = "pluginId")]
+        plugin_id: String,
+        /// The resource type.
+        #[serde(rename = "resourceType")]
+        resource_type: String,
+        /// The criteria.
+        conditions: Criteria,
+    },
+}
 
 /// Why a batch could not be answered; each maps to the status Backstage gives.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,24 +76,29 @@ pub async fn evaluate(
     user: &Principal,
     direct: bool,
     items: &[Item],
-) -> Result<Vec<Value>, EvaluateError> {
+) -> Result<Vec<Answer>, EvaluateError> {
     if direct && items.iter().any(|item| item.permission.is_resource() && item.resource_ref.is_none()) {
         return Err(EvaluateError::Input(DIRECT_WITHOUT_REF.into()));
     }
-    let decisions = join_all(
-        items
-            .iter()
-            .map(|item| policy.handle(PolicyQuery { permission: &item.permission, resource_ref: None }, Some(user))),
-    )
-    .await;
+    let queries: Vec<PolicyQuery<'_>> =
+        items.iter().map(|item| PolicyQuery { permission: &item.permission, resource_ref: None }).collect();
+    let decisions = policy.handle_batch(&queries, Some(user)).await;
+    if decisions.len() != items.len() {
+        return Err(EvaluateError::Internal(format!(
+            "the policy answered {} decisions for {} items",
+            decisions.len(),
+            items.len()
+        )));
+    }
     let mut answers = Vec::with_capacity(items.len());
     // Items waiting for their plugin: plugin id → (answer index, apply item).
     let mut pending: HashMap<String, Vec<(usize, ApplyItem)>> = HashMap::new();
     for (index, (item, decision)) in items.iter().zip(decisions).enumerate() {
         match answer(item, decision)? {
-            Answer::Ready(value) => answers.push(value),
-            Answer::Apply(plugin, apply) => {
-                answers.push(Value::Null);
+            Pending::Ready(answer) => answers.push(answer),
+            Pending::Apply(plugin, apply) => {
+                // Replaced below by the plugin's answer.
+                answers.push(Answer::Decided { id: String::new(), result: Verdict::Deny });
                 pending.entry(plugin).or_default().push((index, apply));
             }
         }
@@ -73,25 +114,24 @@ pub async fn evaluate(
             other => EvaluateError::Internal(other.to_string()),
         })?;
         for ((index, item), result) in indexes.into_iter().zip(apply).zip(results) {
-            let result = match result {
-                Applied::One(verdict) => json!(verdict),
-                Applied::Many(verdicts) => json!(verdicts),
+            answers[index] = match result {
+                Applied::One(verdict) => Answer::Decided { id: item.id, result: verdict },
+                Applied::Many(verdicts) => Answer::DecidedEach { id: item.id, result: verdicts },
             };
-            answers[index] = json!({"id": item.id, "result": result});
         }
     }
     Ok(answers)
 }
 
-enum Answer {
-    Ready(Value),
+enum Pending {
+    Ready(Answer),
     Apply(String, ApplyItem),
 }
 
-fn answer(item: &Item, decision: PolicyDecision) -> Result<Answer, EvaluateError> {
+fn answer(item: &Item, decision: PolicyDecision) -> Result<Pending, EvaluateError> {
     match decision {
-        PolicyDecision::Allow => Ok(Answer::Ready(json!({"id": item.id, "result": "ALLOW"}))),
-        PolicyDecision::Deny => Ok(Answer::Ready(json!({"id": item.id, "result": "DENY"}))),
+        PolicyDecision::Allow => Ok(Pending::Ready(Answer::Decided { id: item.id.clone(), result: Verdict::Allow })),
+        PolicyDecision::Deny => Ok(Pending::Ready(Answer::Decided { id: item.id.clone(), result: Verdict::Deny })),
         PolicyDecision::Conditional(conditional) => {
             let Some(resource_type) = item.permission.resource_type.as_deref() else {
                 return Err(EvaluateError::Internal(format!(
@@ -107,13 +147,13 @@ fn answer(item: &Item, decision: PolicyDecision) -> Result<Answer, EvaluateError
             }
             let resource_ref = match &item.resource_ref {
                 None => {
-                    return Ok(Answer::Ready(json!({
-                        "id": item.id,
-                        "result": "CONDITIONAL",
-                        "pluginId": conditional.plugin_id,
-                        "resourceType": conditional.resource_type,
-                        "conditions": conditional.conditions,
-                    })));
+                    return Ok(Pending::Ready(Answer::Conditional {
+                        id: item.id.clone(),
+                        result: "CONDITIONAL",
+                        plugin_id: conditional.plugin_id,
+                        resource_type: conditional.resource_type,
+                        conditions: conditional.conditions,
+                    }));
                 }
                 Some(ResourceRef::One(one)) => json!(one),
                 Some(ResourceRef::Many(many)) => json!(many),
@@ -124,7 +164,7 @@ fn answer(item: &Item, decision: PolicyDecision) -> Result<Answer, EvaluateError
                 resource_type: conditional.resource_type,
                 conditions: conditional.conditions,
             };
-            Ok(Answer::Apply(conditional.plugin_id, apply))
+            Ok(Pending::Apply(conditional.plugin_id, apply))
         }
     }
 }

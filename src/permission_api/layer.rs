@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
 use super::ApiSettings;
-use super::evaluate::{EvaluateError, evaluate};
+use super::evaluate::{Answer, EvaluateError, evaluate};
 use super::request::parse;
 use crate::auth::plugin_token::{PluginTokens, is_plugin_token};
 use crate::auth::{AuthFailure, Authenticator};
@@ -132,8 +132,16 @@ where
     };
     match evaluate(&*shared.policy, &shared.plugins, &user, direct, &items).await {
         Ok(answers) => {
-            let body = serde_json::to_vec(&serde_json::json!({ "items": answers })).unwrap_or_default();
-            json(StatusCode::OK, body)
+            #[derive(serde::Serialize)]
+            struct Answers {
+                items: Vec<Answer>,
+            }
+            match serde_json::to_vec(&Answers { items: answers }) {
+                Ok(body) => json(StatusCode::OK, body),
+                Err(err) => {
+                    reject_parts(&parts, Rejection::PolicyError(format!("the answer could not be encoded: {err}")))
+                }
+            }
         }
         Err(EvaluateError::Input(message)) => reject_parts(&parts, Rejection::BadRequest(message)),
         Err(EvaluateError::Internal(message)) => reject_parts(&parts, Rejection::PolicyError(message)),

@@ -17,4 +17,8 @@ impl PermissionPolicy for AllowAllPolicy {
     async fn handle(&self, _query: PolicyQuery<'_>, _user: Option<&Principal>) -> PolicyDecision {
         PolicyDecision::Allow
     }
+
+    async fn handle_batch(&self, queries: &[PolicyQuery<'_>], _user: Option<&Principal>) -> Vec<PolicyDecision> {
+        vec![PolicyDecision::Allow; queries.len()]
+    }
 }

@@ -274,4 +274,12 @@ impl PermissionPolicy for YamlPolicy {
             None => PolicyDecision::Deny,
         }
     }
+
+    /// The whole batch in one call: decisions are synchronous.
+    async fn handle_batch(&self, queries: &[PolicyQuery<'_>], user: Option<&Principal>) -> Vec<PolicyDecision> {
+        match user {
+            Some(principal) => queries.iter().map(|query| self.decide(query.permission, principal)).collect(),
+            None => vec![PolicyDecision::Deny; queries.len()],
+        }
+    }
 }

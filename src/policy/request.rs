@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use futures_util::future::join_all;
 
 use super::{Permission, PolicyDecision};
 use crate::identity::Principal;
@@ -25,4 +26,11 @@ pub struct PolicyQuery<'a> {
 pub trait PermissionPolicy: Send + Sync + Debug {
     /// Decides one permission request.
     async fn handle(&self, query: PolicyQuery<'_>, user: Option<&Principal>) -> PolicyDecision;
+
+    /// Decides a batch for one user (an `/authorize` request), answers in order. By default
+    /// every query goes to [`handle`](Self::handle), concurrently; a policy that decides in
+    /// memory answers the whole batch in one call instead.
+    async fn handle_batch(&self, queries: &[PolicyQuery<'_>], user: Option<&Principal>) -> Vec<PolicyDecision> {
+        join_all(queries.iter().map(|query| self.handle(*query, user))).await
+    }
 }
