@@ -8,6 +8,7 @@
 //! Reads the request before the route table does; everything else under `{path}` is 404.
 
 pub mod evaluate;
+mod fast;
 pub mod layer;
 pub mod request;
 

@@ -119,15 +119,23 @@ where
         }
         Err(_) => return reject_parts(&parts, Rejection::BadRequest("the request body could not be read".into())),
     };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(err) => return reject_parts(&parts, Rejection::BadRequest(format!("request body is not JSON: {err}"))),
-    };
-    let items = match parse(&value) {
-        Ok(items) => items,
-        Err(issues) => {
-            let message = serde_json::to_string_pretty(&issues).unwrap_or_default();
-            return reject_parts(&parts, Rejection::BadRequest(message));
+    let items = match super::fast::parse(&bytes) {
+        Some(items) => items,
+        // Not a body the fast path accepts: the full validation says exactly what is wrong.
+        None => {
+            let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+                Ok(value) => value,
+                Err(err) => {
+                    return reject_parts(&parts, Rejection::BadRequest(format!("request body is not JSON: {err}")));
+                }
+            };
+            match parse(&value) {
+                Ok(items) => items,
+                Err(issues) => {
+                    let message = serde_json::to_string_pretty(&issues).unwrap_or_default();
+                    return reject_parts(&parts, Rejection::BadRequest(message));
+                }
+            }
         }
     };
     match evaluate(&*shared.policy, &shared.plugins, &user, direct, &items).await {
