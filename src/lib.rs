@@ -22,6 +22,7 @@ pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod errors;
+pub mod hashing;
 pub mod identity;
 pub mod mint;
 pub mod permission_api;

@@ -5,7 +5,7 @@
 //! buckets for the principal's refs and the permission asked about, so its cost never
 //! depends on how many roles the file holds.
 
-use std::collections::{HashMap, HashSet};
+use crate::hashing::{FastMap, FastSet};
 
 use super::conditions::CriteriaTemplate;
 use super::{Action, Permission};
@@ -17,9 +17,9 @@ pub(super) type RoleId = usize;
 #[derive(Debug, Default)]
 pub(super) struct Index {
     /// User or group refs allowed everything.
-    pub(super) super_users: HashSet<Box<str>>,
+    pub(super) super_users: FastSet<Box<str>>,
     /// Member ref → the roles it is a member of, ascending, no duplicates.
-    pub(super) members: HashMap<Box<str>, Vec<RoleId>>,
+    pub(super) members: FastMap<Box<str>, Vec<RoleId>>,
     /// Roles with the `*` member, ascending.
     pub(super) everyone: Vec<RoleId>,
     /// Roles by id.
@@ -52,9 +52,9 @@ pub(super) struct Role {
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     /// Entries naming one permission.
-    by_name: HashMap<Box<str>, Vec<Entry>>,
+    by_name: FastMap<Box<str>, Vec<Entry>>,
     /// Entries for every permission (`*` or no `permission`) of one resource type.
-    by_resource_type: HashMap<Box<str>, Vec<Entry>>,
+    by_resource_type: FastMap<Box<str>, Vec<Entry>>,
     /// Entries for every permission of any resource type (`permission: "*"`).
     any: Vec<Entry>,
     len: usize,

@@ -21,7 +21,7 @@
 mod conditional;
 mod csv;
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -50,11 +50,11 @@ pub(super) enum Precedence {
 #[derive(Debug, Default)]
 pub(super) struct Rbac {
     /// Member ref (`user:` or `group:`) → its roles, ascending, no duplicates.
-    members: HashMap<Box<str>, Vec<RoleId>>,
+    members: FastMap<Box<str>, Vec<RoleId>>,
     /// Roles by id.
     roles: Vec<RbacRole>,
     /// Role name → id.
-    role_ids: HashMap<Box<str>, RoleId>,
+    role_ids: FastMap<Box<str>, RoleId>,
     precedence: Precedence,
     /// Counts for the startup log.
     pub(super) rules: usize,
@@ -66,10 +66,10 @@ pub(super) struct Rbac {
 #[derive(Debug)]
 struct RbacRole {
     /// Object (permission name or resource type) → effects per action.
-    rules: HashMap<Box<str>, Effects>,
+    rules: FastMap<Box<str>, Effects>,
     /// Resource type → conditional policies, in file order, never two covering the same
     /// (action, permission name).
-    conditional: HashMap<Box<str>, Vec<ConditionalPolicy>>,
+    conditional: FastMap<Box<str>, Vec<ConditionalPolicy>>,
 }
 
 /// What the RBAC files say about one request.
@@ -224,7 +224,7 @@ impl Rbac {
             return id;
         }
         let id = self.roles.len();
-        self.roles.push(RbacRole { rules: HashMap::new(), conditional: HashMap::new() });
+        self.roles.push(RbacRole { rules: FastMap::default(), conditional: FastMap::default() });
         self.role_ids.insert(name.into(), id);
         id
     }

@@ -19,7 +19,7 @@
 //! bounded by the number of nodes the path can reach, which the config (not the request)
 //! decides.
 
-use std::collections::HashMap;
+use crate::hashing::FastMap;
 use std::sync::Arc;
 
 use super::rule::Rule;
@@ -133,7 +133,7 @@ enum Statics {
     /// Few: scanned.
     Few(Box<[(Box<str>, u32)]>),
     /// Many (e.g. one per service under `/api`): hashed.
-    Many(HashMap<Box<str>, u32>),
+    Many(FastMap<Box<str>, u32>),
 }
 
 impl Statics {
@@ -204,7 +204,7 @@ pub struct RuleTreeBuilder {
 
 #[derive(Debug, Default)]
 struct BuildNode {
-    statics: HashMap<Box<str>, u32>,
+    statics: FastMap<Box<str>, u32>,
     param: Option<u32>,
     exact: Option<u32>,
     catch_all: Option<u32>,
