@@ -49,6 +49,19 @@ fn token(sub: &str, groups: &[&str]) -> String {
     Signer::hs256(SECRET).sign(&claims(sub, groups))
 }
 
+/// Sends each (token, method, path) and checks its status; only 200s reach the upstream.
+async fn expect_statuses(gw: &Gateway, backend: &Backend, cases: &[(&String, reqwest::Method, &str, u16)]) {
+    let mut forwarded = 0;
+    for (token, method, path, status) in cases {
+        let response = send(gw, method.clone(), path, token).await;
+        assert_eq!(response.status().as_u16(), *status, "{method} {path}");
+        if *status == 200 {
+            forwarded += 1;
+        }
+        assert_eq!(backend.hits(), forwarded, "only allowed requests reach the upstream ({method} {path})");
+    }
+}
+
 async fn send(gw: &Gateway, method: reqwest::Method, path: &str, token: &str) -> reqwest::Response {
     client().request(method, gw.url(path)).bearer_auth(token).send().await.unwrap()
 }
@@ -78,15 +91,7 @@ async fn the_yaml_policy_decides_for_admin_team_member_and_outsider() {
         (&member, M::POST, "/api/catalog/entities/by-uid/1/refresh", 200),
         (&outsider, M::POST, "/api/catalog/entities/by-uid/1/refresh", 403),
     ];
-    let mut forwarded = 0;
-    for (token, method, path, status) in cases {
-        let response = send(&gw, method.clone(), path, token).await;
-        assert_eq!(response.status().as_u16(), status, "{method} {path}");
-        if status == 200 {
-            forwarded += 1;
-        }
-        assert_eq!(backend.hits(), forwarded, "only allowed requests reach the upstream ({method} {path})");
-    }
+    expect_statuses(&gw, &backend, &cases).await;
 }
 
 #[tokio::test]
@@ -119,15 +124,7 @@ async fn policies_written_for_the_rbac_plugin_decide_through_the_gateway() {
         (&dev, M::POST, "/api/catalog/entities/by-uid/1/refresh", 200),
         (&carol, M::POST, "/api/catalog/entities/by-uid/1/refresh", 403),
     ];
-    let mut forwarded = 0;
-    for (token, method, path, status) in cases {
-        let response = send(&gw, method.clone(), path, token).await;
-        assert_eq!(response.status().as_u16(), status, "{method} {path}");
-        if status == 200 {
-            forwarded += 1;
-        }
-        assert_eq!(backend.hits(), forwarded, "only allowed requests reach the upstream ({method} {path})");
-    }
+    expect_statuses(&gw, &backend, &cases).await;
 }
 
 #[tokio::test]

@@ -63,6 +63,15 @@ const OWNED: &str = "result: CONDITIONAL\nroleEntityRef: role:default/a\npluginI
                      permissionMapping: [delete]\nconditions:\n  rule: IS_ENTITY_OWNER\n  resourceType: catalog-entity\n  \
                      params: { claims: [$ownerRefs] }\n";
 
+/// `message` is exactly `expected`, one `{file}: …` line each.
+fn assert_lines(message: &str, file: &str, expected: &[&str]) {
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{message}");
+    for (line, want) in lines.iter().zip(expected) {
+        assert_eq!(*line, format!("{file}: {want}"));
+    }
+}
+
 #[test]
 fn csv_problems_name_the_file_and_line() {
     let csv = "# comment\n\
@@ -90,11 +99,7 @@ fn csv_problems_name_the_file_and_line() {
         "line 10: a `\"` is not allowed inside a value, got `\"catalog.\"entity\"`",
         "line 12: a `g` line has 3 values (`g, member, role`), got 4",
     ];
-    let lines: Vec<&str> = message.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{message}");
-    for (line, want) in lines.iter().zip(expected) {
-        assert_eq!(*line, format!("{file}: {want}"));
-    }
+    assert_lines(&message, &file, &expected);
 }
 
 #[test]
@@ -126,11 +131,7 @@ fn conditional_problems_name_the_document_line_and_key() {
         "document 4 (line 24).permissionMapping: expected a non-empty list of actions (`create`, `read`, `update`, `delete`, `use`) or `{name, action}` maps",
         "document 4 (line 24): missing `conditions`",
     ];
-    let lines: Vec<&str> = message.lines().collect();
-    assert_eq!(lines.len(), expected.len(), "{message}");
-    for (line, want) in lines.iter().zip(expected) {
-        assert_eq!(*line, format!("{file}: {want}"));
-    }
+    assert_lines(&message, &file, &expected);
 }
 
 #[test]
