@@ -140,12 +140,19 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// The tokio runtime, sized from the machine unless `worker_threads` is set.
+/// The tokio runtime, sized from the machine unless `worker_threads` is set. One worker thread
+/// means tokio's single-threaded scheduler: the same one thread, without the work-stealing
+/// bookkeeping and cross-thread wake-ups of the multi-threaded one.
 pub fn runtime(worker_threads: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = worker_threads {
-        builder.worker_threads(threads);
-    }
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().build()
 }
 

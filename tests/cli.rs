@@ -256,7 +256,7 @@ async fn check_loads_the_rbac_example_and_refuses_a_bad_rbac_line_naming_file_an
 fn serve_yaml(listen: SocketAddr, backend: &Backend, things: &str) -> String {
     format!(
         r#"
-server: {{ listen: "{listen}", shutdown_grace: 2s }}
+server: {{ listen: "{listen}", shutdown_grace: 2s, worker_threads: 1 }}
 identity:
   issuers:
     - {{ name: local, secret_env: {SECRET_VAR}, algorithms: [HS256] }}

@@ -59,13 +59,15 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // INVARIANT: only the authorize stage makes a Permit; without one, never forward.
-        let found = match (request.extensions().get::<Permit>(), request.extensions().get::<RouteMatch>()) {
-            (Some(_), Some(found)) => found.clone(),
-            _ => {
-                tracing::error!("request reached the proxy without a permit; refusing");
-                let response = reject(&request, Rejection::Internal);
-                return Box::pin(async move { Ok(response) });
-            }
+        if request.extensions().get::<Permit>().is_none() || request.extensions().get::<RouteMatch>().is_none() {
+            tracing::error!("request reached the proxy without a permit; refusing");
+            let response = reject(&request, Rejection::Internal);
+            return Box::pin(async move { Ok(response) });
+        }
+        let mut request = request;
+        // Taken, not cloned: the extensions are not forwarded anyway.
+        let Some(found) = request.extensions_mut().remove::<RouteMatch>() else {
+            return Box::pin(async move { Ok(reject(&request, Rejection::Internal)) });
         };
         let upstream = found.rule.upstream.clone();
         let limit = found.rule.max_body_bytes;
