@@ -83,7 +83,7 @@ impl RefTemplate {
     }
 }
 
-/// The parameter names a matchit path template captures, in order.
+/// The parameter names a path template captures, in order.
 pub fn path_params(template: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = template;
