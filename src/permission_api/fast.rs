@@ -8,16 +8,39 @@
 //! below checks that on tricky bodies).
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 
+use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 
 use super::request::{Item, ResourceRef};
 use crate::policy::{Action, Permission};
 
+/// `T` from a JSON object only. A derived `Deserialize` for a struct also takes an array (its
+/// fields in order), which zod never accepts for an object (found by fuzzing).
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor(PhantomData)).map(ObjectOnly)
+    }
+}
+
 #[derive(Deserialize)]
 struct Body<'a> {
     #[serde(borrow)]
-    items: Vec<RawItem<'a>>,
+    items: Vec<ObjectOnly<RawItem<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -25,7 +48,7 @@ struct RawItem<'a> {
     #[serde(borrow)]
     id: Cow<'a, str>,
     #[serde(borrow)]
-    permission: RawPermission<'a>,
+    permission: ObjectOnly<RawPermission<'a>>,
     #[serde(rename = "resourceRef", default, deserialize_with = "present")]
     resource_ref: Option<RawRef>,
 }
@@ -37,7 +60,7 @@ struct RawPermission<'a> {
     #[serde(borrow)]
     name: Cow<'a, str>,
     #[serde(borrow)]
-    attributes: Attributes<'a>,
+    attributes: ObjectOnly<Attributes<'a>>,
     #[serde(rename = "resourceType", default, deserialize_with = "present", borrow)]
     resource_type: Option<Cow<'a, str>>,
 }
@@ -63,13 +86,16 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> R
 
 /// The items of a valid body, or `None` to fall back to the full validation.
 pub(super) fn parse(bytes: &[u8]) -> Option<Vec<Item>> {
-    let body: Body<'_> = serde_json::from_slice(bytes).ok()?;
-    body.items.into_iter().map(item).collect()
+    // serde_json skips the strings of ignored keys without checking their UTF-8; the full
+    // validation refuses such a body, so the fast path must too (found by fuzzing).
+    let text = std::str::from_utf8(bytes).ok()?;
+    let ObjectOnly(body): ObjectOnly<Body<'_>> = serde_json::from_str(text).ok()?;
+    body.items.into_iter().map(|ObjectOnly(raw)| item(raw)).collect()
 }
 
 fn item(raw: RawItem<'_>) -> Option<Item> {
-    let p = raw.permission;
-    let action = match p.attributes.action.as_deref() {
+    let ObjectOnly(p) = raw.permission;
+    let action = match p.attributes.0.action.as_deref() {
         None => None,
         Some("create") => Some(Action::Create),
         Some("read") => Some(Action::Read),
@@ -126,6 +152,12 @@ mod tests {
             r#"{"items":[{"id":"1","permission":{"type":"resource","name":"n","attributes":{}}}]}"#.into(),
             r#"{"items":[{"id":1,"permission":{"type":"basic","name":"n","attributes":{}}}]}"#.into(),
             r#"{"items":{}}"#.into(),
+            // Arrays where objects belong (fuzzer-found): serde would read them as fields in order.
+            r#"[[]]"#.into(),
+            r#"[[["1",["basic","x",{}]]]]"#.into(),
+            r#"{"items":[["1",{"type":"basic","name":"n","attributes":{}}]]}"#.into(),
+            r#"{"items":[{"id":"1","permission":["basic","n",{}]}]}"#.into(),
+            r#"{"items":[{"id":"1","permission":{"type":"basic","name":"n","attributes":[]}}]}"#.into(),
         ];
         let mut accepted = 0;
         for body in &bodies {
@@ -136,6 +168,9 @@ mod tests {
         }
         // The valid shapes take the fast path.
         assert_eq!(accepted, 6);
+        // Invalid UTF-8 in an ignored value (fuzzer-found) is left to the full validation.
+        assert_eq!(parse(b"{\"items\":[],\"x\":\"\xff\"}"), None);
+        assert_eq!(parse(b"{\"items\":[]}").map(|items| items.len()), Some(0));
     }
 
     use proptest::prelude::*;
