@@ -3,11 +3,13 @@
 # priority, one libFuzzer job at a time; prints per target the executions, the coverage reached
 # and whether it found anything.
 #
-#   bash fuzz/run.sh [seconds-per-target] [target ...]     (default: 60 s; path_route token config)
+#   bash fuzz/run.sh [seconds-per-target] [target ...]
+#       (default: 60 s; path_route token config authorize_body)
 #
 # Environment:
 #   STAGEDOOR_FUZZ_TOLERATE=id[,id…]  keep fuzzing past known, already reported invariant
-#                                     violations (ids: utf8, idempotent, cache-exp, leak; see the targets)
+#                                     violations (ids: utf8, idempotent, cache-exp, leak, fast-json, fast,
+#                                     count, fields, roundtrip, message, zod, evaluate; see the targets)
 #   FUZZ_SANITIZER=address|none       default address (AddressSanitizer)
 #
 # How cargo-fuzz runs here: the machine has only a stable toolchain, and cargo-fuzz passes
@@ -23,14 +25,15 @@
 # the binaries itself, so that libFuzzer's `-jobs=1` log lands in fuzz/logs/<target>/fuzz-0.log.
 #
 # Output (all ignored by git): fuzz/target (build), fuzz/corpus/<target> (working corpus, seeded
-# from fuzz/seeds/<target>, tests/hostile/corpus.tsv and config/*.yaml), fuzz/artifacts/<target>
-# (crashes), fuzz/logs/<target> (libFuzzer's log). Exit status 1 when any target found something.
+# from fuzz/seeds/<target>, tests/hostile/corpus.tsv and config/*.yaml; fuzz/regressions/<target>
+# is read too, so every run replays them first), fuzz/artifacts/<target> (crashes),
+# fuzz/logs/<target> (libFuzzer's log). Exit status 1 when any target found something.
 set -euo pipefail
 
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(path_route token config)
+[ ${#targets[@]} -gt 0 ] || targets=(path_route token config authorize_body)
 case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [seconds-per-target] [target ...]" >&2; exit 2 ;; esac
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -82,15 +85,18 @@ for target in "${targets[@]}"; do
     before="$(ls "$artifacts" | sort)"
     dict=()
     [ -f "$fuzz_dir/dicts/$target.dict" ] && dict=("-dict=$fuzz_dir/dicts/$target.dict")
+    regressions=()   # replayed first, and mutated like the seeds
+    [ -d "$fuzz_dir/regressions/$target" ] && regressions=("$fuzz_dir/regressions/$target")
     max_len=4096
     [ "$target" = config ] && max_len=8192
+    [ "$target" = authorize_body ] && max_len=16384   # the 50-item seed is 8 KiB
     echo "== fuzzing $target for ${seconds}s (log: $logs/fuzz-0.log)"
     start=$(date +%s)
     status=0
     (cd "$logs" && nice -n 19 "$bin_dir/$target" \
         -max_total_time="$seconds" -jobs=1 -timeout=10 -rss_limit_mb=4096 -max_len="$max_len" \
         -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" \
-        "$fuzz_dir/corpus/$target" "$fuzz_dir/seeds/$target") >"$logs/driver.txt" 2>&1 || status=$?
+        "$fuzz_dir/corpus/$target" "$fuzz_dir/seeds/$target" "${regressions[@]}") >"$logs/driver.txt" 2>&1 || status=$?
     elapsed=$(( $(date +%s) - start ))
     log="$logs/fuzz-0.log"
     touch "$log"
