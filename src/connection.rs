@@ -1,12 +1,42 @@
 //! The client connection: facts about it that the server inserts into each request, and the
 //! limits that protect the gateway from slow or greedy clients.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use http::HeaderValue;
+
 /// The address of the TCP peer (the client, or a proxy in front of stagedoor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerAddr(pub SocketAddr);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    addr: SocketAddr,
+    /// The peer's IP as an `X-Forwarded-For` value, made once per connection.
+    ip_header: HeaderValue,
+}
+
+impl PeerAddr {
+    /// The peer at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip_header =
+            HeaderValue::from_str(&addr.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { addr, ip_header }
+    }
+
+    /// The peer's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The peer's IP.
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+
+    /// The peer's IP as a header value.
+    pub fn ip_header(&self) -> &HeaderValue {
+        &self.ip_header
+    }
+}
 
 /// Connection and request limits (`server.limits`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

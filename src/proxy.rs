@@ -8,6 +8,7 @@
 pub mod client;
 pub mod error;
 pub mod forward;
+pub mod pool;
 pub mod upstream;
 
 pub use client::Proxy;

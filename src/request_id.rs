@@ -96,12 +96,13 @@ where
         );
         let header = id.header_value().clone();
         request.extensions_mut().insert(id);
-        let started = Instant::now();
+        // The clock is read only for the `request finished` line, when it is logged.
+        let started = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
         let future = self.inner.call(request);
         Box::pin(
             async move {
                 let result = future.await;
-                if let Ok(response) = &result {
+                if let (Ok(response), Some(started)) = (&result, started) {
                     tracing::info!(
                         status = response.status().as_u16(),
                         micros = started.elapsed().as_micros() as u64,

@@ -49,8 +49,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        // Kept for the error body; clones share the request's buffers (no copy on success).
         let method: Method = request.method().clone();
-        let url = request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.to_string());
+        let uri = request.uri().clone();
         let request_id = request.extensions().get::<RequestId>().cloned();
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -59,7 +60,8 @@ where
                 Err(err) => {
                     let rejection = classify(&*err);
                     tracing::warn!(error = %err, status = rejection.status().as_u16(), "request failed");
-                    rejection.into_response(&method, &url, request_id.as_ref())
+                    let url = uri.path_and_query().map_or("/", |p| p.as_str());
+                    rejection.into_response(&method, url, request_id.as_ref())
                 }
             })
         })

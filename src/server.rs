@@ -5,6 +5,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -13,7 +14,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -153,13 +153,8 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let current = self.current.clone();
-            let service = tower::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(PeerAddr(peer));
-                let app: App = App::clone(&current.load());
-                app.oneshot(request)
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            let service = ConnectionService::new(self.current.clone(), PeerAddr::new(peer));
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection.into_owned());
             tokio::spawn(async move {
                 if let Err(err) = connection.await {
@@ -172,6 +167,50 @@ impl Gateway {
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
+        }
+    }
+}
+
+/// The service of one client connection: inserts the peer address into each request and calls
+/// the current configuration's stack.
+///
+/// The stack is cloned once per connection and again only after a reload (a clone copies
+/// every stage), not per request; each request still runs on the configuration current when
+/// it arrives.
+struct ConnectionService {
+    current: Arc<ArcSwap<App>>,
+    peer: PeerAddr,
+    /// The configuration the cached stack was cloned from, and the clone.
+    cached: std::sync::Mutex<(Arc<App>, App)>,
+}
+
+impl ConnectionService {
+    fn new(current: Arc<ArcSwap<App>>, peer: PeerAddr) -> Self {
+        let generation = current.load_full();
+        let app = App::clone(&generation);
+        Self { current, peer, cached: std::sync::Mutex::new((generation, app)) }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = <App as tower::Service<Request<Incoming>>>::Future;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer.clone());
+        let generation = self.current.load();
+        let mut cached = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !Arc::ptr_eq(&cached.0, &*generation) {
+            *cached = (Arc::clone(&generation), App::clone(&generation));
+        }
+        // No stage applies backpressure, so the stack is ready at once; should one ever not
+        // be, the request waits on its own clone rather than being called unready.
+        let mut context = Context::from_waker(Waker::noop());
+        match tower::Service::poll_ready(&mut cached.1, &mut context) {
+            Poll::Ready(Ok(())) => tower::Service::call(&mut cached.1, request),
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => Box::pin(App::clone(&cached.1).oneshot(request)),
         }
     }
 }

@@ -4,7 +4,14 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
 
 use support::*;
 
@@ -167,4 +174,58 @@ async fn http2_clients_are_served_and_forwarded_over_http1() {
     assert_eq!(response.version(), reqwest::Version::HTTP_2);
     assert_eq!(response.status(), 200);
     assert_eq!(backend.last().headers["x-stagedoor-user"], "user:default/jane");
+}
+
+#[tokio::test]
+async fn an_upstream_configured_for_http2_is_spoken_to_in_http2_on_one_connection() {
+    let connections = Arc::new(AtomicUsize::new(0));
+    let addr = serve(move |request: Request<Incoming>| async move {
+        let version = format!("{:?}", request.version());
+        let user = request.headers().get("x-stagedoor-user").map(|v| v.to_str().unwrap().to_owned());
+        json_response(StatusCode::OK, &json!({"version": version, "path": request.uri().path(), "user": user}))
+    })
+    .await;
+    // Count connections with a TCP relay in front of the h2c server.
+    let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = relay.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut outbound = TcpStream::connect(addr).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let config =
+        yaml(&format!("http://{relay_addr}"), "5s", "").replace("timeout: 5s }", "timeout: 5s, protocol: http2 }");
+    assert!(config.contains("protocol: http2"));
+    let gw = Gateway::start(&config).await;
+    let token = jane();
+    let client = client();
+    for _ in 0..2 {
+        let answers = futures_util::future::join_all(
+            (0..8).map(|i| client.get(gw.url(&format!("/api/app/item/{i}"))).bearer_auth(&token).send()),
+        )
+        .await;
+        for (i, response) in answers.into_iter().enumerate() {
+            let response = response.unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["version"], "HTTP/2.0");
+            assert_eq!(body["path"], format!("/api/app/item/{i}"));
+            assert_eq!(body["user"], "user:default/jane");
+        }
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1, "every request shares one connection");
+}
+
+#[tokio::test]
+async fn an_unknown_upstream_protocol_is_refused_naming_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = yaml("http://127.0.0.1:1", "5s", "").replace("timeout: 5s }", "timeout: 5s, protocol: http3 }");
+    let err = load(&dir, &config).expect_err("http3 accepted").to_string();
+    assert!(err.contains("upstreams.app.protocol") || err.contains("upstreams.app"), "{err}");
+    assert!(err.contains("http1") && err.contains("http2"), "{err}");
 }

@@ -21,6 +21,7 @@ use crate::auth::{Authenticator, DEFAULT_MAX_TOKEN_BYTES, Issuer, IssuerSettings
 use crate::connection::Limits;
 use crate::plugins::{Plugin, Plugins};
 use crate::policy::{Action, AllowAllPolicy, Permission, PermissionPolicy, YamlPolicy};
+use crate::proxy::pool::Protocol;
 use crate::proxy::upstream::DEFAULT_TIMEOUT;
 use crate::proxy::{ForwardSettings, IdentityHeaders, Upstream};
 use crate::routes::template::{RefTemplate, path_params};
@@ -97,12 +98,17 @@ pub(super) fn gateway(
         let key = format!("upstreams.{name}");
         let timeout =
             duration(&mut problems, &format!("{key}.timeout"), upstream.timeout.as_deref(), DEFAULT_TIMEOUT.as_secs());
-        match Upstream::parse(name, &upstream.url, timeout) {
+        let protocol = match upstream.protocol {
+            None | Some(raw::UpstreamProtocol::Http1) => Protocol::Http1,
+            Some(raw::UpstreamProtocol::Http2) => Protocol::Http2,
+        };
+        match Upstream::parse_with(name, &upstream.url, timeout, protocol) {
             Ok(parsed) => {
                 upstream_lines.push(format!(
-                    "{name} → {} (timeout {})",
+                    "{name} → {} (timeout {}{})",
                     upstream.url,
-                    humantime::format_duration(timeout)
+                    humantime::format_duration(timeout),
+                    if protocol == Protocol::Http2 { ", HTTP/2" } else { "" }
                 ));
                 upstreams.insert(name.clone(), Arc::new(parsed));
             }

@@ -170,6 +170,15 @@ pub(super) struct PemKey {
 pub(super) struct Upstream {
     pub(super) url: String,
     pub(super) timeout: Option<String>,
+    /// `http1` (default) or `http2` (cleartext, prior knowledge).
+    pub(super) protocol: Option<UpstreamProtocol>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum UpstreamProtocol {
+    Http1,
+    Http2,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,17 +1,15 @@
-//! The proxy service: a pooled hyper-util client that streams bodies both ways.
+//! The proxy service: forwards a permitted request on its upstream's pooled connections and
+//! streams bodies both ways.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{Request, Response, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tower::Service;
 
+use super::pool::Protocol;
 use super::{ForwardSettings, ProxyError};
 use crate::body::{self, Body, BoxError};
 use crate::connection::PeerAddr;
@@ -21,26 +19,17 @@ use crate::policy::Permit;
 use crate::request_id::RequestId;
 use crate::routes::RouteMatch;
 
-/// Forwards permitted requests; cheap to clone (the pool is shared).
+/// Forwards permitted requests; cheap to clone. The connection pools belong to the upstreams
+/// (see [`super::pool`]).
 #[derive(Debug, Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
     settings: Arc<ForwardSettings>,
 }
 
 impl Proxy {
-    /// A proxy with a fresh connection pool.
+    /// A proxy rewriting requests as `settings` say.
     pub fn new(settings: ForwardSettings) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Self { client, settings: Arc::new(settings) }
+        Self { settings: Arc::new(settings) }
     }
 }
 
@@ -79,15 +68,21 @@ where
             }
         }
         let (mut parts, body) = request.into_parts();
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        let peer = parts.extensions.get::<PeerAddr>();
         let request_id = parts.extensions.get::<RequestId>().map(RequestId::header_value);
         self.settings.prepare_request(&mut parts.headers, parts.extensions.get::<Principal>(), peer, request_id);
-        parts.version = Version::HTTP_11;
-        let uri = match upstream.uri_for(&found.forward_path) {
+        let uri = match upstream.target_for(&found.forward_path) {
             Ok(uri) => uri,
             Err(err) => return Box::pin(async move { Err(ProxyError::build(&upstream.name, err).into()) }),
         };
         parts.uri = uri;
+        match upstream.connections().protocol() {
+            Protocol::Http1 => {
+                parts.version = Version::HTTP_11;
+                parts.headers.insert(http::header::HOST, upstream.host_header().clone());
+            }
+            Protocol::Http2 => parts.version = Version::HTTP_2,
+        }
         parts.extensions = http::Extensions::new();
         // A body without a declared length is cut off mid-stream at the limit: the upstream
         // request fails and the client gets an error, never a silently truncated request.
@@ -98,10 +93,10 @@ where
             None => body::boxed(body),
         };
         let outgoing = Request::from_parts(parts, body);
-        let future = self.client.request(outgoing);
         let settings = self.settings.clone();
         Box::pin(async move {
-            let response = match tokio::time::timeout(upstream.timeout, future).await {
+            let sent = upstream.connections().send(outgoing);
+            let response = match tokio::time::timeout(upstream.timeout, sent).await {
                 Err(_) => return Err(ProxyError::timeout(&upstream.name, upstream.timeout).into()),
                 Ok(Err(err)) => return Err(ProxyError::request(&upstream.name, err).into()),
                 Ok(Ok(response)) => response,

@@ -14,7 +14,7 @@ enum Kind {
     #[error("no response within {0:?}")]
     Timeout(std::time::Duration),
     #[error("request failed: {0}")]
-    Request(#[source] hyper_util::client::legacy::Error),
+    Request(#[source] super::pool::SendError),
     #[error("could not build the upstream request: {0}")]
     Build(#[source] http::Error),
 }
@@ -24,7 +24,7 @@ impl ProxyError {
         Self { upstream: upstream.to_owned(), kind: Kind::Timeout(after) }
     }
 
-    pub(crate) fn request(upstream: &str, err: hyper_util::client::legacy::Error) -> Self {
+    pub(crate) fn request(upstream: &str, err: super::pool::SendError) -> Self {
         Self { upstream: upstream.to_owned(), kind: Kind::Request(err) }
     }
 

@@ -58,7 +58,7 @@ fn removes_hop_by_hop_and_connection_named_headers_but_keeps_authorization() {
 
 #[test]
 fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted_ones() {
-    let peer: IpAddr = "10.0.0.7".parse().unwrap();
+    let peer = &crate::connection::PeerAddr::new("10.0.0.7:5555".parse().unwrap());
     let mut untrusted =
         headers(&[("x-forwarded-for", "1.2.3.4"), ("host", "gw.example"), ("x-forwarded-host", "evil")]);
     ForwardSettings::default().prepare_request(&mut untrusted, None, Some(peer), None);

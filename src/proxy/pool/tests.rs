@@ -1,0 +1,187 @@
+//! The pool against real servers on 127.0.0.1: reuse, when a connection must not be reused,
+//! and HTTP/2 multiplexing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use hyper::service::service_fn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::body;
+
+/// An upstream that counts the connections it accepts and answers `/` with a body of `size`
+/// bytes (`/empty`: 204) in the given protocol.
+async fn upstream(protocol: Protocol, size: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let service = service_fn(move |request: Request<Incoming>| async move {
+                let response = if request.uri().path() == "/empty" {
+                    Response::builder().status(StatusCode::NO_CONTENT).body(body::empty())
+                } else {
+                    Response::builder().body(body::full(vec![b'x'; size]))
+                };
+                Ok::<_, Infallible>(response.unwrap())
+            });
+            tokio::spawn(async move {
+                let io = TokioIo::new(stream);
+                let _ = match protocol {
+                    Protocol::Http1 => hyper::server::conn::http1::Builder::new().serve_connection(io, service).await,
+                    Protocol::Http2 => {
+                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await
+                    }
+                };
+            });
+        }
+    });
+    (address, accepted)
+}
+
+fn get(address: &str, path: &str, protocol: Protocol) -> Request<Body> {
+    let uri = match protocol {
+        Protocol::Http1 => path.to_owned(),
+        Protocol::Http2 => format!("http://{address}{path}"),
+    };
+    let mut request = Request::builder().method(Method::GET).uri(uri);
+    if protocol == Protocol::Http1 {
+        request = request.header(http::header::HOST, address);
+    } else {
+        request = request.version(http::Version::HTTP_2);
+    }
+    request.body(body::empty()).unwrap()
+}
+
+async fn read_all(response: Response<PooledBody>) -> usize {
+    response.into_body().collect().await.unwrap().to_bytes().len()
+}
+
+#[tokio::test]
+async fn a_connection_is_reused_once_its_response_has_been_read() {
+    let (address, accepted) = upstream(Protocol::Http1, 100_000).await;
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    for _ in 0..5 {
+        let response = pool.send(get(&address, "/", Protocol::Http1)).await.unwrap();
+        assert_eq!(read_all(response).await, 100_000);
+    }
+    // Bodiless answers go back at once.
+    for _ in 0..3 {
+        let response = pool.send(get(&address, "/empty", Protocol::Http1)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        drop(response);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "every request went on the first connection");
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn a_response_abandoned_before_its_end_closes_its_connection() {
+    let (address, accepted) = upstream(Protocol::Http1, 1_000_000).await;
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    let mut response = pool.send(get(&address, "/", Protocol::Http1)).await.unwrap();
+    let first = response.body_mut().frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    drop(response);
+    assert_eq!(pool.idle_count(), 0, "a half-read connection must not be reused");
+    let response = pool.send(get(&address, "/", Protocol::Http1)).await.unwrap();
+    assert_eq!(read_all(response).await, 1_000_000);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_each_get_their_own_http1_connection_then_share_them() {
+    let (address, accepted) = upstream(Protocol::Http1, 10).await;
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    let responses =
+        futures_util::future::join_all((0..4).map(|_| pool.send(get(&address, "/", Protocol::Http1)))).await;
+    for response in responses {
+        assert_eq!(read_all(response.unwrap()).await, 10);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    assert_eq!(pool.idle_count(), 4);
+    for _ in 0..8 {
+        read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4, "idle connections are reused");
+}
+
+/// An upstream that closes every connection after one answer, without saying so.
+async fn one_answer_per_connection() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 4096];
+                let mut read = 0;
+                while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer[read..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read += n,
+                    }
+                }
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (address, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
+    let (address, accepted) = one_answer_per_connection().await;
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    for round in 1..=3 {
+        let response = pool.send(get(&address, "/", Protocol::Http1)).await.unwrap();
+        assert_eq!(read_all(response).await, 2, "round {round}");
+        // Let the connection task see the close.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_connect_error() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    let err = pool.send(get(&address, "/", Protocol::Http1)).await.unwrap_err();
+    assert!(matches!(err, SendError::Connect(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn http2_requests_share_one_connection() {
+    let (address, accepted) = upstream(Protocol::Http2, 1000).await;
+    let pool = Connections::new(address.clone(), Protocol::Http2);
+    let responses =
+        futures_util::future::join_all((0..10).map(|_| pool.send(get(&address, "/", Protocol::Http2)))).await;
+    for response in responses {
+        assert_eq!(read_all(response.unwrap()).await, 1000);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "a burst on an empty pool makes one connection");
+    let responses =
+        futures_util::future::join_all((0..10).map(|_| pool.send(get(&address, "/", Protocol::Http2)))).await;
+    for response in responses {
+        let response = response.unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        assert_eq!(read_all(response).await, 1000);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "later requests were multiplexed");
+}
