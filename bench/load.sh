@@ -12,11 +12,16 @@
 #       1,000 generated routes and a 1,000-role YAML policy that allows the token's user: every
 #       request is verified (cached after the first), routed, decided and forwarded;
 #   (e) stagedoor's POST /api/permission/authorize with 1- and 50-item batches, when the
-#       endpoint exists (probed first; bench/authorize.lua is the wrk script).
+#       endpoint exists (probed first; bench/authorize.lua is the wrk script);
+#   (h) the floor of a hyper proxy (bench/hyper_floor.rs: hyper server + one hyper client
+#       connection per client connection, nothing else), built on the hyper stagedoor uses:
+#       (h)/(b) is what hyper itself costs against nginx, (c)/(h) and (d)/(h) what stagedoor adds.
+# For every proxy it also reads the CPU time (user + system, /proc/PID/stat) the process spent
+# during each measured run, per request.
 # Then a memory check: stagedoor's RSS idle with 10,000 generated rules (and 40,000), with 2,000 idle
 # keep-alive connections open (bench/hold_conns.py), and after they close.
 #
-# Knobs (environment): ROUNDS=3 DURATION=10 WARMUP=2 CONNECTIONS=64 HOLD=2000 KEEP_TMP=0
+# Knobs (environment): ROUNDS=3 DURATION=8 WARMUP=2 CONNECTIONS=64 HOLD=2000 KEEP_TMP=0
 # SKIP_BUILD=0 (1: use the existing target/release/stagedoor), NICE= (e.g. -10, see below),
 # TIME_BUDGET=290 (seconds for the whole script, build included; 0 = no limit).
 # At full length the measuring part takes about 3 minutes with (a)-(d), 4 with (e); when
@@ -29,7 +34,7 @@
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 HOLD=${HOLD:-2000}
@@ -107,10 +112,11 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ "$SKIP_BUILD" != 1 ]; then
     log "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    (cd "$ROOT" && cargo build --release --quiet --bin stagedoor --example hyper_floor) || die "cargo build --release failed"
 fi
 BIN=$ROOT/target/release/stagedoor
 [ -x "$BIN" ] || die "$BIN missing"
+FLOOR=$ROOT/target/release/examples/hyper_floor
 BUILT=$SECONDS
 
 # --- CPU pinning ----------------------------------------------------------------------------------
@@ -140,8 +146,8 @@ chmod 755 "$WORK" # nginx workers run as an unprivileged user when we are root; 
 RESULTS=$WORK/results
 mkdir -p "$RESULTS"
 
-mapfile -t PORTS < <(python3 "$BENCH/gen.py" ports 5)
-P_UP=${PORTS[0]} P_NGX=${PORTS[1]} P_C=${PORTS[2]} P_D=${PORTS[3]} P_MEM=${PORTS[4]}
+mapfile -t PORTS < <(python3 "$BENCH/gen.py" ports 6)
+P_UP=${PORTS[0]} P_NGX=${PORTS[1]} P_C=${PORTS[2]} P_D=${PORTS[3]} P_MEM=${PORTS[4]} P_H=${PORTS[5]}
 log "ports: upstream $P_UP, nginx proxy $P_NGX, stagedoor (c) $P_C, (d) $P_D, memory check $P_MEM"
 
 # --- keys, token, JWKS --------------------------------------------------------------------------
@@ -238,6 +244,14 @@ start stagedoor_d "$WORK/stagedoor_d.log" "$BIN" serve --config "$WORK/gateway-d
 wait_http stagedoor_c "$PID_stagedoor_c" "http://127.0.0.1:$P_C/public/ready"
 wait_http stagedoor_d "$PID_stagedoor_d" "http://127.0.0.1:$P_D/public/ready"
 NGINX_PROXY_WORKER=$(pgrep -P "$PID_proxy" | head -1)
+H_CASES=()
+if [ -x "$FLOOR" ]; then
+    start floor "$WORK/floor.log" "$FLOOR" "127.0.0.1:$P_H" "127.0.0.1:$P_UP"
+    wait_http floor "$PID_floor" "http://127.0.0.1:$P_H/"
+    H_CASES=(h)
+else
+    log "(h) skipped: $FLOOR not built (cargo build --release --example hyper_floor)"
+fi
 sleep 0.5
 IDLE_C=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID_stagedoor_c/status")
 IDLE_D=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID_stagedoor_d/status")
@@ -247,9 +261,10 @@ URL_B=http://127.0.0.1:$P_NGX/api/catalog/entities/by-name/component/default/pay
 URL_C=http://127.0.0.1:$P_C/public/api/catalog/entities/by-name/component/default/payments
 URL_D=http://127.0.0.1:$P_D/api/svc500/entities/by-name/component/default/payments
 URL_E=http://127.0.0.1:$P_D/api/permission/authorize
+URL_H=http://127.0.0.1:$P_H/api/catalog/entities/by-name/component/default/payments
 
 # Sanity: every case must answer 200 with the upstream's body before we measure it.
-for url in "$URL_A" "$URL_B" "$URL_C"; do
+for url in "$URL_A" "$URL_B" "$URL_C" ${H_CASES[@]:+"$URL_H"}; do
     curl -sf "$url" | grep -q "hello from the upstream" || die "$url does not answer the upstream body"
 done
 code=$(curl -s -o "$WORK/d-probe.txt" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$URL_D")
@@ -275,9 +290,12 @@ rss_pid() { # case -> pid whose peak RSS is reported ("" = none)
         a) echo "" ;;
         b) echo "$NGINX_PROXY_WORKER" ;;
         c) echo "$PID_stagedoor_c" ;;
+        h) echo "$PID_floor" ;;
         *) echo "$PID_stagedoor_d" ;;
     esac
 }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # utime + stime, in clock ticks
+CLK_TCK=$(getconf CLK_TCK)
 run_case() { # round case
     local round=$1 key=$2 pid args
     pid=$(rss_pid "$key")
@@ -288,14 +306,18 @@ run_case() { # round case
         d) args=(-H "Authorization: Bearer $TOKEN" "$URL_D") ;;
         e1) args=(-s "$BENCH/authorize.lua" "$URL_E" -- 1) ;;
         e50) args=(-s "$BENCH/authorize.lua" "$URL_E" -- 50) ;;
+        h) args=("$URL_H") ;;
     esac
     "${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${args[@]}" >/dev/null 2>&1 || true
     # Reset the peak-RSS watermark (VmHWM) so that it covers this measured run only.
     if [ -n "$pid" ]; then echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true; fi
+    local ticks=""
+    [ -n "$pid" ] && ticks=$(cpu_ticks "$pid")
     "${LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${args[@]}" >"$RESULTS/r$round-$key.wrk" 2>&1 ||
         log "wrk failed for ($key) round $round: $(tail -1 "$RESULTS/r$round-$key.wrk")"
     if [ -n "$pid" ]; then
         awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" >"$RESULTS/r$round-$key.rss" 2>/dev/null || true
+        echo "$(($(cpu_ticks "$pid") - ticks)) $CLK_TCK" >"$RESULTS/r$round-$key.cpu"
     fi
     log "round $round ($key): $(awk '/Requests\/sec/ { print $2 " req/s" }' "$RESULTS/r$round-$key.wrk")"
 }
@@ -305,7 +327,7 @@ BUSY=$(top -bn2 -d0.5 -w 200 2>/dev/null |
     awk '/^top -/ { n++ } n == 2 && $1 ~ /^[0-9]+$/ && $9 + 0 >= 10 { printf "%s (nice %s, %s%%) ", $12, $4, $9 }' || true)
 [ -z "$BUSY" ] || log "other busy processes: $BUSY"
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-CASES=(a b c d "${E_CASES[@]}")
+CASES=(a b "${H_CASES[@]}" c d "${E_CASES[@]}")
 # Stay within TIME_BUDGET seconds in all, build included: when the build took long, shorten the
 # runs (never below 3 s + 1 s warm-up) and say so. TIME_BUDGET=0 keeps DURATION and WARMUP.
 SHORTENED=""
@@ -378,7 +400,8 @@ echo "stagedoor load comparison — $(date -u +%FT%TZ), $(git -C "$ROOT" rev-par
 echo "wrk -t1 -c$CONNECTIONS --latency, ${ROUNDS} interleaved rounds of ${WARMUP}s warm-up + ${DURATION}s, medians;"
 echo "wrk on core 0, upstream nginx + proxy under test on core 1; nginx 1 worker, stagedoor worker_threads 1, STAGEDOOR_LOG=$STAGEDOOR_LOG${NICE:+, nice $NICE}"
 echo "load average when the rounds started: $LOAD_AT_START"
-echo "peak RSS = VmHWM during the measured runs: (b) the nginx proxy worker, (c)-(e) the stagedoor process"
+echo "peak RSS = VmHWM during the measured runs: (b) the nginx proxy worker, (c)-(e) the stagedoor process, (h) hyper_floor;"
+echo "CPU/req = that process's user + system CPU time during the measured run / requests answered"
 echo
 python3 "$BENCH/report.py" "$RESULTS"
 if [ -n "$SHORTENED" ]; then echo "NOTE: $SHORTENED"; fi

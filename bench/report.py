@@ -15,6 +15,7 @@ import sys
 CASES = [
     ("a", "upstream direct (nginx return 200)"),
     ("b", "nginx reverse proxy, upstream keep-alive"),
+    ("h", "hyper floor: bare hyper proxy (hyper_floor.rs)"),
     ("c", "stagedoor, public route"),
     ("d", "stagedoor, ES256/JWKS + 1k routes + 1k roles"),
     ("e1", "stagedoor authorize, 1-item batch"),
@@ -63,7 +64,16 @@ def main():
                 rss.append(int(open(p[:-4] + ".rss").read().split()[0]))
             except (OSError, ValueError, IndexError):
                 pass
+        cpu = []
+        for p, run in zip(runs, parsed):
+            try:
+                ticks, hz = open(p[:-4] + ".cpu").read().split()
+                if run["requests"]:
+                    cpu.append(int(ticks) / int(hz) * 1e6 / run["requests"])
+            except (OSError, ValueError):
+                pass
         rows[key] = {
+            "cpu": med(cpu),
             "label": label,
             "rounds": len(parsed),
             "rps": med([p["rps"] for p in parsed]),
@@ -77,17 +87,18 @@ def main():
     if not rows:
         sys.exit("no wrk results in " + d)
     print(
-        f"{'case':<4} {'what':<46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS':>10} {'non-2xx/err':>11}  req/s per round"
+        f"{'case':<4} {'what':<46} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req':>8} {'peak RSS':>10} {'non-2xx/err':>11}  req/s per round"
     )
     for key, _ in CASES:
         r = rows.get(key)
         if not r:
             continue
         rss = f"{r['rss'] / 1024:.1f} MiB" if r["rss"] else "-"
+        cpu = f"{r['cpu']:.1f} us" if r["cpu"] else "-"
         per_round = " ".join(fmt(x, ".0f") for x in r["rps_all"])
         print(
             f"({key}){'':<{3 - len(key)}} {r['label']:<46} {fmt(r['rps'], '9.0f'):>9} {fmt(r['p50'], '8.3f'):>8} "
-            f"{fmt(r['p99'], '8.3f'):>8} {rss:>10} {r['bad']:>11}  {per_round}"
+            f"{fmt(r['p99'], '8.3f'):>8} {cpu:>8} {rss:>10} {r['bad']:>11}  {per_round}"
         )
     print()
 
@@ -100,6 +111,16 @@ def main():
         f"throughput ratios (median req/s):  (c)/(b) = {ratio('c', 'b')}   (d)/(b) = {ratio('d', 'b')}   "
         f"(d)/(a) = {ratio('d', 'a')}   (c)/(a) = {ratio('c', 'a')}   (b)/(a) = {ratio('b', 'a')}"
     )
+    if "h" in rows:
+        print(
+            f"against the hyper floor (h):       (c)/(h) = {ratio('c', 'h')}   (d)/(h) = {ratio('d', 'h')}   "
+            f"(h)/(b) = {ratio('h', 'b')}"
+        )
+    if all(k in rows and rows[k]["cpu"] for k in ("b", "c")):
+        extra = "".join(
+            f"   ({k}) {rows[k]['cpu']:.1f}" for k in ("h", "d") if k in rows and rows[k]["cpu"]
+        )
+        print(f"proxy CPU per request (us):  (b) nginx {rows['b']['cpu']:.1f}   (c) {rows['c']['cpu']:.1f}{extra}")
     if "d" in rows and "b" in rows and rows["d"]["p99"] is not None and rows["b"]["p99"] is not None:
         print(f"p99 difference (d) - (b) = {rows['d']['p99'] - rows['b']['p99']:+.3f} ms")
     if "e1" in rows and "e50" in rows and rows["e1"]["rps"] and rows["e50"]["rps"]:
