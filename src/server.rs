@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -12,9 +13,8 @@ use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
@@ -112,24 +112,9 @@ impl Gateway {
     /// Serves connections from `listener` until `shutdown` completes, then drains for at most
     /// `grace`.
     pub async fn serve(self, listener: TcpListener, grace: Duration, shutdown: impl Future<Output = ()>) {
-        let limits = self.limits;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes)
-            .max_headers(limits.max_headers)
-            .keep_alive(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(limits.http2_max_concurrent_streams)
-            .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
-            .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        let protocols = Arc::new(Protocols::new(self.limits));
         let graceful = GracefulShutdown::new();
-        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let connections = Arc::new(Semaphore::new(self.limits.max_connections));
         tokio::pin!(shutdown);
         loop {
             // At the connection limit, stop accepting: new clients wait in the listen backlog.
@@ -154,11 +139,13 @@ impl Gateway {
             };
             let _ = stream.set_nodelay(true);
             let service = ConnectionService::new(self.current.clone(), PeerAddr::new(peer));
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection.into_owned());
+            let protocols = protocols.clone();
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                if let Some(connection) = protocols.serve(stream, service, watcher).await {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, %peer, "connection ended with an error");
+                    }
                 }
                 drop(permit);
             });
@@ -168,6 +155,81 @@ impl Gateway {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
         }
+    }
+}
+
+/// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A served connection, boxed at its own size.
+type ServedConnection = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
+
+/// The HTTP/1.1 and HTTP/2 server settings, from `server.limits`.
+///
+/// Each connection is served by hyper's HTTP/1.1 or HTTP/2 connection alone, chosen from its
+/// first bytes, rather than by hyper-util's `auto` connection, which holds room for both: that
+/// is 3.6 KiB per connection, against ~1 KiB for an HTTP/1.1 one, on top of hyper's 16 KiB of
+/// buffers (2,000 idle keep-alive connections: `bench/load.sh`'s memory check).
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(limits: Limits) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .max_headers(limits.max_headers)
+            .keep_alive(true);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        Self { http1, http2, header_read_timeout: limits.header_read_timeout }
+    }
+
+    /// The connection served in the protocol its first bytes announce; `None` when the client
+    /// sent neither a request nor the whole HTTP/2 preface within the header read timeout.
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        service: ConnectionService,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) -> Option<ServedConnection> {
+        let http2 = tokio::time::timeout(self.header_read_timeout, starts_with_http2_preface(&stream)).await.ok()?;
+        let io = TokioIo::new(stream);
+        Some(if http2 {
+            Box::pin(watcher.watch(self.http2.serve_connection(io, service)))
+        } else {
+            Box::pin(watcher.watch(self.http1.serve_connection(io, service)))
+        })
+    }
+}
+
+/// Whether the client's first bytes are the HTTP/2 preface. Reads nothing (peeks), so hyper
+/// sees every byte; an HTTP/1.1 request differs from the preface at its first byte or so.
+async fn starts_with_http2_preface(stream: &TcpStream) -> bool {
+    let mut first = [0u8; HTTP2_PREFACE.len()];
+    loop {
+        let peeked = match stream.peek(&mut first).await {
+            Ok(0) | Err(_) => return false, // closed: hyper's HTTP/1.1 side ends it cleanly
+            Ok(n) => n,
+        };
+        if first[..peeked] != HTTP2_PREFACE[..peeked] {
+            return false;
+        }
+        if peeked == HTTP2_PREFACE.len() {
+            return true;
+        }
+        // Part of the preface so far; peeking again at once would return the same bytes.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

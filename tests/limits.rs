@@ -129,6 +129,29 @@ async fn a_slowloris_client_is_cut_off_at_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_client_stalling_inside_the_http2_preface_is_cut_off_at_the_header_read_timeout() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let gw = Gateway::start(&yaml(&backend, "limits: { header_read_timeout: 1s }", "", "")).await;
+    for sent in [&b"PRI * HTTP/2.0\r\n"[..], b"P"] {
+        let mut stream = TcpStream::connect(gw.running.addr).await.unwrap();
+        let started = Instant::now();
+        stream.write_all(sent).await.unwrap();
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        let closed_after = started.elapsed();
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}: the connection was not closed");
+        assert!(closed_after >= Duration::from_millis(900), "closed after {closed_after:?}");
+        assert!(closed_after < Duration::from_millis(2500), "cut off after {closed_after:?}");
+    }
+    // And a complete preface is HTTP/2: a real HTTP/2 client is answered.
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let response = h2.get(gw.url("/api/app/x")).bearer_auth(token()).send().await.unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    assert_eq!(backend.hits(), 1);
+}
+
+#[tokio::test]
 async fn beyond_max_connections_new_clients_wait_and_existing_ones_keep_working() {
     let backend = Backend::spawn(Behaviour::Echo).await;
     let gw = Gateway::start(&yaml(&backend, "limits: { max_connections: 2 }", "", "")).await;
