@@ -79,12 +79,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[&HeaderName]) {
 /// everything else the gateway does to a request's headers.
 fn strip(headers: &mut HeaderMap, may_strip_named: impl Fn(&HeaderName) -> bool, also: impl Fn(&HeaderName) -> bool) {
     let connection = headers.get_all(header::CONNECTION);
-    let named_in_connection = |name: &HeaderName| {
-        connection.iter().filter_map(|value| value.to_str().ok()).flat_map(|value| value.split(',')).any(|token| {
-            let token = token.trim();
-            token.eq_ignore_ascii_case(name.as_str())
-        })
-    };
+    let tokens = || connection.iter().flat_map(|value| value.as_bytes().split(|&b| b == b',')).map(<[u8]>::trim_ascii);
+    // `Connection: keep-alive` or `close`, what nearly every peer sends, names no header beyond
+    // the hop-by-hop ones; only other tokens need a look at each header.
+    let names_more = tokens().any(|token| {
+        !token.eq_ignore_ascii_case(b"keep-alive") && !token.eq_ignore_ascii_case(b"close") && !token.is_empty()
+    });
+    let named_in_connection =
+        |name: &HeaderName| names_more && tokens().any(|token| token.eq_ignore_ascii_case(name.as_str().as_bytes()));
     let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| HOP_BY_HOP.contains(name) || also(name) || (named_in_connection(name) && may_strip_named(name)))
