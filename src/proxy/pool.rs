@@ -27,8 +27,11 @@ use crate::body::Body;
 
 /// How long a connection may take to establish.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle connections older than this are closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections older than this are closed rather than reused. Below Node's default
+/// `server.keepAliveTimeout` (5 s), which Backstage backends keep: a connection the upstream is
+/// about to close is never picked, so a request is not lost to that race (once written, a
+/// request is never sent twice, so such a loss would be a 502).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// TCP keep-alive probes on upstream connections.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Idle HTTP/1.1 connections kept per upstream; more are closed when their response ends.
@@ -69,6 +72,7 @@ struct Shared {
     /// `host:port`, resolved at connect time (so DNS changes are followed).
     address: String,
     protocol: Protocol,
+    idle_timeout: Duration,
     /// HTTP/1.1: idle connections, most recently used at the back (reused first).
     idle: Mutex<VecDeque<Idle>>,
     /// HTTP/2: the connection every request shares, once made.
@@ -86,10 +90,16 @@ struct Idle {
 impl Connections {
     /// An empty pool for the upstream at `address` (`host:port`).
     pub fn new(address: String, protocol: Protocol) -> Self {
+        Self::with_idle_timeout(address, protocol, IDLE_TIMEOUT)
+    }
+
+    /// An empty pool whose idle connections are not reused after `idle_timeout`.
+    pub fn with_idle_timeout(address: String, protocol: Protocol, idle_timeout: Duration) -> Self {
         Self {
             shared: Arc::new(Shared {
                 address,
                 protocol,
+                idle_timeout,
                 idle: Mutex::new(VecDeque::new()),
                 multiplexed: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
@@ -185,7 +195,7 @@ impl Shared {
     async fn checkout(&self) -> Option<http1::SendRequest<Body>> {
         loop {
             let Idle { mut sender, since } = self.lock_idle().pop_back()?;
-            if sender.is_closed() || since.elapsed() > IDLE_TIMEOUT {
+            if sender.is_closed() || since.elapsed() > self.idle_timeout {
                 continue;
             }
             // The connection task may not have seen the end of the previous exchange yet.
@@ -202,7 +212,7 @@ impl Shared {
         let now = Instant::now();
         let mut idle = self.lock_idle();
         // The oldest are at the front: close the ones idle too long, and make room.
-        while idle.front().is_some_and(|oldest| now.duration_since(oldest.since) > IDLE_TIMEOUT)
+        while idle.front().is_some_and(|oldest| now.duration_since(oldest.since) > self.idle_timeout)
             || idle.len() >= MAX_IDLE
         {
             idle.pop_front();

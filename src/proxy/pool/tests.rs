@@ -86,6 +86,19 @@ async fn a_connection_is_reused_once_its_response_has_been_read() {
 }
 
 #[tokio::test]
+async fn a_connection_idle_beyond_the_idle_timeout_is_not_reused() {
+    let (address, accepted) = upstream(Protocol::Http1, 10).await;
+    let pool = Connections::with_idle_timeout(address.clone(), Protocol::Http1, Duration::from_millis(100));
+    read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
+    read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused within the idle timeout");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a connection idle too long was reused");
+    assert_eq!(pool.idle_count(), 1, "the stale connection was dropped, not kept");
+}
+
+#[tokio::test]
 async fn a_response_abandoned_before_its_end_closes_its_connection() {
     let (address, accepted) = upstream(Protocol::Http1, 1_000_000).await;
     let pool = Connections::new(address.clone(), Protocol::Http1);
