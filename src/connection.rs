@@ -22,11 +22,6 @@ impl PeerAddr {
         Self { addr, ip_header }
     }
 
-    /// The peer's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// The peer's IP.
     pub fn ip(&self) -> IpAddr {
         self.addr.ip()

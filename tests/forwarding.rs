@@ -229,3 +229,49 @@ async fn an_unknown_upstream_protocol_is_refused_naming_its_key() {
     assert!(err.contains("upstreams.app.protocol") || err.contains("upstreams.app"), "{err}");
     assert!(err.contains("http1") && err.contains("http2"), "{err}");
 }
+
+/// Sends one request on `stream` and reads its whole response (by `Content-Length`); the
+/// connection stays open. Returns the status.
+async fn exchange(stream: &mut TcpStream, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the gateway closed the connection");
+        received.extend_from_slice(&chunk[..n]);
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap());
+    while received.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the gateway closed the connection mid-body");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    raw_status(&head)
+}
+
+#[tokio::test]
+async fn a_reload_applies_to_requests_on_connections_opened_before_it() {
+    let backend = Backend::spawn(Behaviour::Echo).await;
+    let before = yaml(&backend.url(), "5s", "");
+    let gw = Gateway::start(&before).await;
+    let mut stream = TcpStream::connect(gw.running.addr).await.unwrap();
+    let request = "GET /api/app/public HTTP/1.1\r\nHost: gw.example\r\n\r\n";
+    assert_eq!(exchange(&mut stream, request).await, 200);
+    assert_eq!(exchange(&mut stream, request).await, 200);
+    // The new configuration drops the public rule: the path now falls to the catch-all rule,
+    // which wants a token, on this same keep-alive connection too.
+    let after = before.replace("      - { path: /public, public: true }\n", "");
+    assert_ne!(after, before);
+    gw.running.gateway.reload(&load(&gw.dir, &after).unwrap()).await.unwrap();
+    assert_eq!(exchange(&mut stream, request).await, 401);
+    assert_eq!(backend.hits(), 2);
+}

@@ -67,12 +67,6 @@ const OVERRIDES: [HeaderName; 6] = [
 
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-/// Removes hop-by-hop headers, including every header named in `Connection`, except the ones
-/// in `protected` (a client must not be able to make the gateway drop what it vouches for).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[&HeaderName]) {
-    strip(headers, |name| !protected.contains(&name), |_| false);
-}
-
 /// Removes, in one pass over the headers present, the hop-by-hop ones, those named in
 /// `Connection` (when `may_strip_named` agrees) and those `also` picks. One pass, because
 /// removing each of the ~20 candidate names in turn (most never present) cost more than
@@ -171,9 +165,10 @@ impl ForwardSettings {
             || OVERRIDES.iter().any(|o| o.as_str() == dashed)
     }
 
-    /// Rewrites the headers of a response on its way back.
+    /// Rewrites the headers of a response on its way back: hop-by-hop headers removed,
+    /// including every header named in `Connection`.
     pub fn prepare_response(&self, headers: &mut HeaderMap) {
-        strip_hop_by_hop(headers, &[]);
+        strip(headers, |_| true, |_| false);
     }
 }
 

@@ -36,12 +36,16 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 /// Idle HTTP/1.1 connections kept per upstream; more are closed when their response ends.
 const MAX_IDLE: usize = 256;
+/// A connection idle at least this long may have been closed by the upstream's own idle
+/// timeout (Node, gunicorn, Apache: 2–5 s) in the instant before it is reused; the request is
+/// then kept for a replay. Connections reused sooner, as under load, cannot have been, and skip
+/// the copy.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(250);
 
 /// The HTTP version spoken to an upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// HTTP/1.1 with keep-alive, one request per connection at a time.
-    #[default]
     Http1,
     /// HTTP/2 over cleartext TCP (prior knowledge): every request multiplexed on one connection.
     Http2,
@@ -73,6 +77,7 @@ struct Shared {
     address: String,
     protocol: Protocol,
     idle_timeout: Duration,
+    max_idle: usize,
     /// HTTP/1.1: idle connections, most recently used at the back (reused first).
     idle: Mutex<VecDeque<Idle>>,
     /// HTTP/2: the connection every request shares, once made.
@@ -90,16 +95,18 @@ struct Idle {
 impl Connections {
     /// An empty pool for the upstream at `address` (`host:port`).
     pub fn new(address: String, protocol: Protocol) -> Self {
-        Self::with_idle_timeout(address, protocol, IDLE_TIMEOUT)
+        Self::with_idle_limits(address, protocol, IDLE_TIMEOUT, MAX_IDLE)
     }
 
-    /// An empty pool whose idle connections are not reused after `idle_timeout`.
-    pub fn with_idle_timeout(address: String, protocol: Protocol, idle_timeout: Duration) -> Self {
+    /// An empty pool that keeps at most `max_idle` idle HTTP/1.1 connections and reuses none
+    /// idle longer than `idle_timeout`.
+    pub fn with_idle_limits(address: String, protocol: Protocol, idle_timeout: Duration, max_idle: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 address,
                 protocol,
                 idle_timeout,
+                max_idle,
                 idle: Mutex::new(VecDeque::new()),
                 multiplexed: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
@@ -127,15 +134,18 @@ impl Connections {
     }
 
     async fn send_http1(&self, mut request: Request<Body>) -> Result<Response<PooledBody>, SendError> {
-        // A reused connection may have been closed by the upstream since it went idle. If the
-        // request was not written, hyper hands it back and it goes on the next connection;
-        // once written, it is never sent twice.
-        while let Some(mut sender) = self.shared.checkout().await {
+        // A reused connection may have been closed by the upstream while idle, before its task
+        // saw the close. If the request was not written, hyper hands it back. If it was, and the
+        // connection closed without an answer, a request that is safe to repeat (idempotent
+        // method, no body) is sent again, as nginx does; any other fails (502), never sent twice.
+        while let Some((mut sender, idle_for)) = self.shared.checkout().await {
+            let replay = if idle_for >= REPLAY_AFTER_IDLE { replayable_copy(&request) } else { None };
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok(self.pooled(response, sender)),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(SendError::Http(failed.into_error())),
+                Err(mut failed) => match (failed.take_message(), replay) {
+                    (Some(unsent), _) => request = unsent,
+                    (None, Some(copy)) if failed.error().is_incomplete_message() => request = copy,
+                    (None, _) => return Err(SendError::Http(failed.into_error())),
                 },
             }
         }
@@ -191,16 +201,18 @@ impl Shared {
         slot.as_ref().filter(|sender| !sender.is_closed()).cloned()
     }
 
-    /// The most recently used idle connection that is still open and ready.
-    async fn checkout(&self) -> Option<http1::SendRequest<Body>> {
+    /// The most recently used idle connection that is still open and ready, and how long it
+    /// was idle.
+    async fn checkout(&self) -> Option<(http1::SendRequest<Body>, Duration)> {
         loop {
             let Idle { mut sender, since } = self.lock_idle().pop_back()?;
-            if sender.is_closed() || since.elapsed() > self.idle_timeout {
+            let idle_for = since.elapsed();
+            if sender.is_closed() || idle_for > self.idle_timeout {
                 continue;
             }
             // The connection task may not have seen the end of the previous exchange yet.
             if sender.is_ready() || sender.ready().await.is_ok() {
-                return Some(sender);
+                return Some((sender, idle_for));
             }
         }
     }
@@ -213,7 +225,7 @@ impl Shared {
         let mut idle = self.lock_idle();
         // The oldest are at the front: close the ones idle too long, and make room.
         while idle.front().is_some_and(|oldest| now.duration_since(oldest.since) > self.idle_timeout)
-            || idle.len() >= MAX_IDLE
+            || idle.len() >= self.max_idle
         {
             idle.pop_front();
         }
@@ -234,12 +246,7 @@ impl Shared {
     async fn connect_http1(&self) -> Result<http1::SendRequest<Body>, SendError> {
         let io = self.connect().await?;
         let (sender, connection) = http1::handshake(io).await.map_err(SendError::Http)?;
-        let address = self.address.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(upstream = %address, error = %err, "upstream connection ended with an error");
-            }
-        });
+        self.drive(connection);
         Ok(sender)
     }
 
@@ -250,14 +257,33 @@ impl Shared {
             .handshake(io)
             .await
             .map_err(SendError::Http)?;
+        self.drive(connection);
+        Ok(sender)
+    }
+
+    /// Runs a connection's I/O in its own task until it closes.
+    fn drive(&self, connection: impl Future<Output = hyper::Result<()>> + Send + 'static) {
         let address = self.address.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(upstream = %address, error = %err, "upstream connection ended with an error");
             }
         });
-        Ok(sender)
     }
+}
+
+/// A copy of `request` to send again if its connection closes before answering, when that is
+/// safe: an idempotent method (RFC 9110 §9.2.2) and no body (the body is consumed by sending).
+fn replayable_copy(request: &Request<Body>) -> Option<Request<Body>> {
+    if !request.method().is_idempotent() || !request.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(crate::body::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 /// An HTTP/1.1 connection to hand back to its pool.

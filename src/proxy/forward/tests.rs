@@ -72,3 +72,33 @@ fn forwarded_for_is_replaced_for_untrusted_peers_and_appended_for_trusted_ones()
     settings.prepare_request(&mut trusted, None, Some(peer), None);
     assert_eq!(trusted["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.7");
 }
+
+#[test]
+fn responses_lose_hop_by_hop_headers_and_those_their_connection_header_names() {
+    let settings = ForwardSettings::default();
+    // What upstreams usually send: only `keep-alive` in `Connection`.
+    let mut usual = headers(&[
+        ("connection", "Keep-Alive"),
+        ("keep-alive", "timeout=5"),
+        ("content-type", "application/json"),
+        ("x-backend", "1"),
+    ]);
+    settings.prepare_response(&mut usual);
+    assert!(!usual.contains_key("connection") && !usual.contains_key("keep-alive"));
+    assert_eq!(usual["content-type"], "application/json");
+    assert_eq!(usual["x-backend"], "1");
+
+    let mut naming = headers(&[
+        ("connection", "close"),
+        ("connection", " X-Internal , upgrade"),
+        ("x-internal", "secret"),
+        ("upgrade", "h2c"),
+        ("trailer", "x-checksum"),
+        ("x-backend", "1"),
+    ]);
+    settings.prepare_response(&mut naming);
+    for gone in ["connection", "x-internal", "upgrade", "trailer"] {
+        assert!(!naming.contains_key(gone), "{gone} should be removed");
+    }
+    assert_eq!(naming["x-backend"], "1");
+}

@@ -9,14 +9,17 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::service::service_fn;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::body;
 
-/// An upstream that counts the connections it accepts and answers `/` with a body of `size`
-/// bytes (`/empty`: 204) in the given protocol.
-async fn upstream(protocol: Protocol, size: usize) -> (String, Arc<AtomicUsize>) {
+/// Listens on 127.0.0.1, counts the connections it accepts and serves each with `serve`.
+async fn counting_server<F, Fut>(serve: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -25,28 +28,32 @@ async fn upstream(protocol: Protocol, size: usize) -> (String, Arc<AtomicUsize>)
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
-            let service = service_fn(move |request: Request<Incoming>| async move {
-                let response = if request.uri().path() == "/empty" {
-                    Response::builder().status(StatusCode::NO_CONTENT).body(body::empty())
-                } else {
-                    Response::builder().body(body::full(vec![b'x'; size]))
-                };
-                Ok::<_, Infallible>(response.unwrap())
-            });
-            tokio::spawn(async move {
-                let io = TokioIo::new(stream);
-                let _ = match protocol {
-                    Protocol::Http1 => hyper::server::conn::http1::Builder::new().serve_connection(io, service).await,
-                    Protocol::Http2 => {
-                        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(io, service)
-                            .await
-                    }
-                };
-            });
+            tokio::spawn(serve(stream));
         }
     });
     (address, accepted)
+}
+
+/// An upstream that answers `/` with a body of `size` bytes (`/empty`: 204) in `protocol`.
+async fn upstream(protocol: Protocol, size: usize) -> (String, Arc<AtomicUsize>) {
+    counting_server(move |stream| async move {
+        let service = service_fn(move |request: Request<Incoming>| async move {
+            let response = if request.uri().path() == "/empty" {
+                Response::builder().status(StatusCode::NO_CONTENT).body(body::empty())
+            } else {
+                Response::builder().body(body::full(vec![b'x'; size]))
+            };
+            Ok::<_, Infallible>(response.unwrap())
+        });
+        let io = TokioIo::new(stream);
+        let _ = match protocol {
+            Protocol::Http1 => hyper::server::conn::http1::Builder::new().serve_connection(io, service).await,
+            Protocol::Http2 => {
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, service).await
+            }
+        };
+    })
+    .await
 }
 
 fn get(address: &str, path: &str, protocol: Protocol) -> Request<Body> {
@@ -65,6 +72,17 @@ fn get(address: &str, path: &str, protocol: Protocol) -> Request<Body> {
 
 async fn read_all(response: Response<PooledBody>) -> usize {
     response.into_body().collect().await.unwrap().to_bytes().len()
+}
+
+/// Sends `n` requests at once and reads every answer: (version, body length) each.
+async fn send_together(pool: &Connections, address: &str, n: usize, protocol: Protocol) -> Vec<(http::Version, usize)> {
+    let responses = futures_util::future::join_all((0..n).map(|_| pool.send(get(address, "/", protocol)))).await;
+    let mut answers = Vec::new();
+    for response in responses {
+        let response = response.unwrap();
+        answers.push((response.version(), read_all(response).await));
+    }
+    answers
 }
 
 #[tokio::test]
@@ -88,7 +106,7 @@ async fn a_connection_is_reused_once_its_response_has_been_read() {
 #[tokio::test]
 async fn a_connection_idle_beyond_the_idle_timeout_is_not_reused() {
     let (address, accepted) = upstream(Protocol::Http1, 10).await;
-    let pool = Connections::with_idle_timeout(address.clone(), Protocol::Http1, Duration::from_millis(100));
+    let pool = Connections::with_idle_limits(address.clone(), Protocol::Http1, Duration::from_millis(100), MAX_IDLE);
     read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
     read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused within the idle timeout");
@@ -116,10 +134,8 @@ async fn a_response_abandoned_before_its_end_closes_its_connection() {
 async fn concurrent_requests_each_get_their_own_http1_connection_then_share_them() {
     let (address, accepted) = upstream(Protocol::Http1, 10).await;
     let pool = Connections::new(address.clone(), Protocol::Http1);
-    let responses =
-        futures_util::future::join_all((0..4).map(|_| pool.send(get(&address, "/", Protocol::Http1)))).await;
-    for response in responses {
-        assert_eq!(read_all(response.unwrap()).await, 10);
+    for (_, length) in send_together(&pool, &address, 4, Protocol::Http1).await {
+        assert_eq!(length, 10);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 4);
     assert_eq!(pool.idle_count(), 4);
@@ -129,35 +145,36 @@ async fn concurrent_requests_each_get_their_own_http1_connection_then_share_them
     assert_eq!(accepted.load(Ordering::SeqCst), 4, "idle connections are reused");
 }
 
-/// An upstream that closes every connection after one answer, without saying so.
+#[tokio::test]
+async fn no_more_idle_connections_are_kept_than_the_limit() {
+    let (address, accepted) = upstream(Protocol::Http1, 10).await;
+    let pool = Connections::with_idle_limits(address.clone(), Protocol::Http1, IDLE_TIMEOUT, 2);
+    for (_, length) in send_together(&pool, &address, 5, Protocol::Http1).await {
+        assert_eq!(length, 10);
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.idle_count(), 2, "the connections beyond the limit were closed");
+}
+
+/// An upstream that closes every connection right after one answer, without saying so.
 async fn one_answer_per_connection() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 4096];
-                let mut read = 0;
-                while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buffer[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                }
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
-                let _ = stream.shutdown().await;
-            });
+    counting_server(|mut stream: TcpStream| async move {
+        let mut buffer = vec![0; 4096];
+        let mut read = 0;
+        while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer[read..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read += n,
+            }
         }
-    });
-    (address, accepted)
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
+        let _ = stream.shutdown().await;
+    })
+    .await
 }
 
 #[tokio::test]
-async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
+async fn a_connection_the_upstream_closes_after_answering_is_not_reused() {
     let (address, accepted) = one_answer_per_connection().await;
     let pool = Connections::new(address.clone(), Protocol::Http1);
     for round in 1..=3 {
@@ -183,18 +200,78 @@ async fn a_refused_connection_is_a_connect_error() {
 async fn http2_requests_share_one_connection() {
     let (address, accepted) = upstream(Protocol::Http2, 1000).await;
     let pool = Connections::new(address.clone(), Protocol::Http2);
-    let responses =
-        futures_util::future::join_all((0..10).map(|_| pool.send(get(&address, "/", Protocol::Http2)))).await;
-    for response in responses {
-        assert_eq!(read_all(response.unwrap()).await, 1000);
+    for _ in 0..2 {
+        for (version, length) in send_together(&pool, &address, 10, Protocol::Http2).await {
+            assert_eq!(version, http::Version::HTTP_2);
+            assert_eq!(length, 1000);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "a burst on an empty pool makes one connection, then reuses it");
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "a burst on an empty pool makes one connection");
-    let responses =
-        futures_util::future::join_all((0..10).map(|_| pool.send(get(&address, "/", Protocol::Http2)))).await;
-    for response in responses {
-        let response = response.unwrap();
-        assert_eq!(response.version(), http::Version::HTTP_2);
-        assert_eq!(read_all(response).await, 1000);
-    }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "later requests were multiplexed");
+}
+
+/// An upstream on its own thread (so it keeps running while the test blocks the runtime) that
+/// answers one request per connection with keep-alive, then closes it after 30 ms idle.
+fn closing_when_idle() -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut buffer = vec![0; 4096];
+            let mut read = 0;
+            while !buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buffer[read..]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
+    (address, accepted)
+}
+
+/// Sends `request` on a connection that `closing_when_idle` has closed while it sat in the pool,
+/// unnoticed: the test blocks the runtime meanwhile, so the connection's task cannot see the
+/// close and hyper writes the request onto the dead connection. Returns the result and the
+/// connections the upstream accepted.
+async fn send_after_unnoticed_close(request: impl Fn(&str) -> Request<Body>) -> (Result<usize, SendError>, usize) {
+    let (address, accepted) = closing_when_idle();
+    let pool = Connections::new(address.clone(), Protocol::Http1);
+    assert_eq!(read_all(pool.send(get(&address, "/", Protocol::Http1)).await.unwrap()).await, 2);
+    assert_eq!(pool.idle_count(), 1);
+    std::thread::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(100));
+    let result = match pool.send(request(&address)).await {
+        Ok(response) => Ok(read_all(response).await),
+        Err(err) => Err(err),
+    };
+    (result, accepted.load(Ordering::SeqCst))
+}
+
+#[tokio::test]
+async fn an_idempotent_request_meeting_a_connection_closed_while_idle_is_sent_again() {
+    let (result, accepted) = send_after_unnoticed_close(|address| get(address, "/", Protocol::Http1)).await;
+    assert_eq!(result.expect("the request was lost with the closed connection"), 2);
+    assert_eq!(accepted, 2, "sent again on a new connection");
+}
+
+#[tokio::test]
+async fn a_request_with_a_body_meeting_a_connection_closed_while_idle_is_never_sent_twice() {
+    let post = |address: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/")
+            .header(http::header::HOST, address)
+            .body(body::full("once"))
+            .unwrap()
+    };
+    let (result, accepted) = send_after_unnoticed_close(post).await;
+    let err = result.expect_err("a POST was sent again");
+    assert!(matches!(&err, SendError::Http(e) if e.is_incomplete_message()), "{err:?}");
+    assert_eq!(accepted, 1, "no second connection for a POST");
 }
